@@ -1,0 +1,48 @@
+"""The `latentsim` command line: a thin shell over the engine's public functions.
+
+Each subcommand lives in `engine.commands.<name>` with `register(subparsers)`; heavy
+imports happen inside the command so `latentsim --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from engine import __version__
+from engine.errors import LatentsimError
+
+COMMAND_MODULES = (
+    "engine.commands.generate",
+    "engine.commands.bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentsim",
+        description="Latent diffusion emulators of physics: data, models, evaluation.",
+    )
+    parser.add_argument("--version", action="version", version=f"latentsim {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LatentsimError as err:
+        print(f"latentsim: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("latentsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Exceptions that carry enough context for a user to fix their input.
+
+Every error raised on bad input names the offending value and what would have been
+accepted, so the CLI can print it verbatim and exit non-zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+class LatentsimError(Exception):
+    """Base class: the CLI turns these into a one-line message and exit code 2."""
+
+
+class UnknownNameError(LatentsimError, KeyError):
+    """A name (system, sampler, model...) that is not registered."""
+
+    def __init__(self, kind: str, name: object, valid: Iterable[str]):
+        self.kind, self.name, self.valid = kind, name, sorted(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid choices: {', '.join(self.valid)}")
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.args[0]
+
+
+class ParameterError(LatentsimError, ValueError):
+    """A value outside the range in which it is meaningful."""
+
+    def __init__(self, name: str, value: object, valid: str):
+        self.name, self.value, self.valid = name, value, valid
+        super().__init__(f"{name}={value!r} is invalid; valid: {valid}")
+
+
+class SolverDivergedError(LatentsimError, FloatingPointError):
+    """A solver produced a non-physical state (NaN/inf, negative density or pressure)."""
+
+    def __init__(
+        self,
+        system: str,
+        trajectory: int,
+        parameters: Mapping[str, Any],
+        time: float,
+        reason: str,
+    ):
+        self.system, self.trajectory, self.time, self.reason = system, trajectory, time, reason
+        self.parameters = dict(parameters)
+        params = ", ".join(f"{k}={v}" for k, v in self.parameters.items())
+        super().__init__(
+            f"{system} solver diverged in trajectory {trajectory} ({params}) "
+            f"at t={time:.6g}: {reason}"
+        )
+
+
+class DataFormatError(LatentsimError, ValueError):
+    """A file that is truncated, foreign, or not in the expected layout."""
+
+    def __init__(self, path: object, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(f"{path}: {problem}")
