@@ -1,0 +1,1 @@
+"""latentsim explorer: a Panel app served with `panel serve app`."""

@@ -1,0 +1,1 @@
+"""Benchmarks behind `latentsim bench ...`: each returns a JSON-serialisable dict."""

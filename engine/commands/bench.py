@@ -1,0 +1,60 @@
+"""`latentsim bench TARGET`: benchmarks that print JSON (never timed tests)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine.errors import ParameterError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="run a benchmark and print JSON")
+    targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
+
+    solvers = targets.add_parser("solvers", help="ms per simulated frame; dataset wall time")
+    solvers.add_argument("--systems", nargs="+", default=None, help="default: all systems")
+    solvers.add_argument("--batch", type=int, default=16)
+    solvers.add_argument("--repeats", type=int, default=3)
+    solvers.add_argument("--workers", type=int, default=2, help="processes for dataset timing")
+    solvers.add_argument("--no-dataset", action="store_true", help="skip dataset generation")
+    solvers.add_argument("--device", default="cpu")
+    solvers.add_argument("--output", help="also write the JSON to this file")
+    solvers.set_defaults(func=run_solvers)
+
+
+def _positive(name: str, value: int) -> int:
+    if value < 1:
+        raise ParameterError(name, value, "an integer >= 1")
+    return value
+
+
+def _emit(result: dict, output: str | None) -> None:
+    text = json.dumps(result, indent=2)
+    print(text)
+    if output:
+        from engine.data.atomic import atomic_path
+
+        with atomic_path(output) as tmp:
+            tmp.write_text(text + "\n")
+
+
+def run_solvers(args: argparse.Namespace) -> int:
+    from engine.bench.solvers import bench_solvers
+    from engine.systems import SYSTEM_NAMES, get_system
+
+    systems = args.systems or list(SYSTEM_NAMES)
+    for name in systems:
+        get_system(name)  # fail fast on an unknown name
+    result = bench_solvers(
+        systems,
+        batch=_positive("batch", args.batch),
+        repeats=_positive("repeats", args.repeats),
+        dataset=not args.no_dataset,
+        workers=_positive("workers", args.workers),
+        device=args.device,
+    )
+    _emit(result, args.output)
+    sys.stdout.flush()
+    return 0
