@@ -7,6 +7,16 @@ outputs keep the leading dims and the channel dim.
 """
 
 from engine.metrics.deterministic import EPS, mse, nrmse, rmse, vrmse
+from engine.metrics.ensemble import (
+    SSR_EPS,
+    coverage,
+    crps,
+    ensemble_mean,
+    ensemble_scores,
+    rank_histogram,
+    spread,
+    spread_skill_ratio,
+)
 from engine.metrics.spectrum import (
     isotropic_power_spectrum,
     spectral_band_edges,
@@ -15,11 +25,19 @@ from engine.metrics.spectrum import (
 
 __all__ = [
     "EPS",
+    "SSR_EPS",
+    "coverage",
+    "crps",
+    "ensemble_mean",
+    "ensemble_scores",
     "isotropic_power_spectrum",
     "mse",
     "nrmse",
+    "rank_histogram",
     "rmse",
     "spectral_band_edges",
     "spectral_band_errors",
+    "spread",
+    "spread_skill_ratio",
     "vrmse",
 ]

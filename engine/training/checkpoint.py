@@ -1,0 +1,309 @@
+"""Pickle-free, atomic, self-verifying training checkpoints.
+
+Layout: `<run>/checkpoints/step_000001000/` holding
+- `model.safetensors`: the model's state dict;
+- `optimizer.safetensors`: every optimizer-state tensor, flattened to "state.<param>.<name>";
+- `rng.safetensors`: RNG states as uint8 tensors (one per generator and rank);
+- `meta.json`: step, config, data position, the optimizer's non-tensor parts, the model's
+  tensor names/shapes/dtypes, and the SHA-256 of each file above.
+
+Atomicity: a checkpoint is written into a hidden temporary directory, every file is
+fsynced, and only then is the directory renamed to its final name (a single `os.replace`)
+and the parent directory fsynced. A `step_*` directory therefore either is complete or
+does not exist; the previous checkpoints are pruned only after the new one is committed.
+Checksums catch what atomic writes cannot (bit rot, truncation by a full disk, hand
+edits), so a damaged checkpoint is reported instead of loading as garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+from engine.errors import DataFormatError, LatentsimError
+
+CHECKPOINT_DIR = "checkpoints"
+FORMAT = "latentsim-checkpoint"
+VERSION = 1
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+RNG_FILE = "rng.safetensors"
+META_FILE = "meta.json"
+
+_REQUIRED_META = ("step", "files", "model_signature", "optimizer")
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+_TMP_PREFIX = ".tmp-"
+_TRASH_PREFIX = ".trash-"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A verified checkpoint directory: its metadata is parsed and every file's checksum
+    matched when it was opened, so the loaders below only fail on a shape mismatch."""
+
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+    def load_model(self, model: nn.Module) -> None:
+        """Load the weights into `model`, refusing a model of another architecture."""
+        problems = signature_mismatches(self.meta["model_signature"], model_signature(model))
+        if problems:
+            raise LatentsimError(
+                f"checkpoint {self.path} does not fit this model: {'; '.join(problems[:5])}"
+                + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            )
+        device = next((t.device for t in model.state_dict().values()), torch.device("cpu"))
+        load_model(model, self.path / MODEL_FILE, strict=True, device=str(device))
+
+    def load_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        tensors = _load_tensors(self.path / OPTIMIZER_FILE)
+        layout = self.meta["optimizer"]
+        state_dict = unflatten_optimizer_state(tensors, layout)
+        # JSON turned tuples (e.g. betas) into lists; give groups back their own types.
+        for saved, current in zip(
+            state_dict["param_groups"], optimizer.state_dict()["param_groups"], strict=False
+        ):
+            for key, value in current.items():
+                if isinstance(value, tuple) and isinstance(saved.get(key), list):
+                    saved[key] = tuple(saved[key])
+        try:
+            optimizer.load_state_dict(state_dict)
+        except (ValueError, KeyError) as err:
+            raise LatentsimError(
+                f"checkpoint {self.path}: optimizer state does not fit: {err}"
+            ) from err
+
+    def rng_states(self) -> dict[str, torch.Tensor]:
+        return _load_tensors(self.path / RNG_FILE)
+
+
+def model_signature(model: nn.Module) -> dict[str, list[Any]]:
+    """Name -> [shape, dtype] of every state-dict entry: what must match to load weights."""
+    return {
+        name: [list(t.shape), str(t.dtype).removeprefix("torch.")]
+        for name, t in model.state_dict().items()
+    }
+
+
+def signature_mismatches(saved: dict[str, list[Any]], current: dict[str, list[Any]]) -> list[str]:
+    problems = [f"{name} missing from the model" for name in saved if name not in current]
+    problems += [f"{name} not in the checkpoint" for name in current if name not in saved]
+    for name in saved.keys() & current.keys():
+        (old_shape, old_dtype), (new_shape, new_dtype) = saved[name], current[name]
+        if old_shape != new_shape:
+            problems.append(f"{name} has shape {old_shape} in the checkpoint, {new_shape} now")
+        elif old_dtype != new_dtype:
+            problems.append(f"{name} has dtype {old_dtype} in the checkpoint, {new_dtype} now")
+    return sorted(problems)
+
+
+def flatten_optimizer_state(
+    state_dict: dict[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into named tensors and a JSON-ready layout."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entries in state_dict["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    layout = {"param_groups": state_dict["param_groups"], "scalars": scalars}
+    try:
+        json.dumps(layout, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise LatentsimError(
+            f"optimizer state has a value a checkpoint cannot store as JSON: {err}"
+        ) from err
+    return tensors, layout
+
+
+def unflatten_optimizer_state(
+    tensors: dict[str, torch.Tensor], layout: dict[str, Any]
+) -> dict[str, Any]:
+    """Inverse of `flatten_optimizer_state` (tuples come back as lists)."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, tensor in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = tensor
+    for index, entries in layout["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    groups = [dict(group) for group in layout["param_groups"]]
+    return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Atomically write checkpoint `step` under `root`, then keep only the newest `keep`.
+
+    A single writer per run directory is assumed (rank 0); leftovers of a writer that was
+    killed mid-way are hidden directories, ignored by readers and removed here.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(root)
+    final = root / f"step_{step:09d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{final.name}-", dir=root))
+    try:
+        save_model(model, str(tmp / MODEL_FILE), force_contiguous=True)
+        opt_tensors, opt_layout = flatten_optimizer_state(optimizer.state_dict())
+        save_file(opt_tensors, tmp / OPTIMIZER_FILE)
+        save_file({k: v.contiguous() for k, v in rng.items()}, tmp / RNG_FILE)
+        files = {
+            name: _fsync_and_hash(tmp / name) for name in (MODEL_FILE, OPTIMIZER_FILE, RNG_FILE)
+        }
+        full_meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            **meta,
+            "step": step,
+            "model_signature": model_signature(model),
+            "optimizer": opt_layout,
+            "files": files,
+        }
+        (tmp / META_FILE).write_text(json.dumps(full_meta, indent=1, allow_nan=False))
+        _fsync_and_hash(tmp / META_FILE)
+        # mkdtemp made the directory private; checkpoints are shared like any run output.
+        for file in tmp.iterdir():
+            file.chmod(0o644)
+        tmp.chmod(0o755)
+        _fsync_dir(tmp)
+        if final.exists():  # re-reaching a step after resuming from an older checkpoint
+            _discard(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(root)[:-keep]:
+        _discard(old)
+    return final
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Committed checkpoint directories under `root`, oldest first (unverified)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def open_checkpoint(path: Path) -> Checkpoint:
+    """Verify a checkpoint directory (format, completeness, checksums) and open it."""
+    path = Path(path)
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise DataFormatError(path, f"not a checkpoint: {META_FILE} is missing")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataFormatError(meta_path, f"unreadable checkpoint metadata ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise DataFormatError(meta_path, f"not a {FORMAT} file")
+    if meta.get("version") != VERSION:
+        raise DataFormatError(
+            meta_path, f"checkpoint version {meta.get('version')!r}; this code reads {VERSION}"
+        )
+    missing = [key for key in _REQUIRED_META if key not in meta]
+    if missing:
+        raise DataFormatError(meta_path, f"checkpoint metadata lacks {', '.join(missing)}")
+    for name, digest in meta["files"].items():
+        file = path / name
+        if not file.is_file():
+            raise DataFormatError(file, "missing from the checkpoint")
+        if _sha256(file) != digest:
+            raise DataFormatError(file, "checksum mismatch: the file is corrupt or was modified")
+    return Checkpoint(path, meta)
+
+
+def latest_checkpoint(root: Path) -> tuple[Checkpoint, list[str]]:
+    """The newest checkpoint that verifies, and why any newer ones were passed over."""
+    problems: list[str] = []
+    for path in reversed(list_checkpoints(root)):
+        try:
+            return open_checkpoint(path), problems
+        except DataFormatError as err:
+            problems.append(str(err))
+    detail = "; ".join(problems) if problems else "there are none"
+    raise DataFormatError(root, f"no complete checkpoint to resume from: {detail}")
+
+
+def load_model_weights(path: Path, model: nn.Module) -> Checkpoint:
+    """Load weights from a checkpoint directory, or from the newest one of a run directory."""
+    path = Path(path)
+    if (path / CHECKPOINT_DIR).is_dir():
+        checkpoint, _ = latest_checkpoint(path / CHECKPOINT_DIR)
+    else:
+        checkpoint = open_checkpoint(path)
+    checkpoint.load_model(model)
+    return checkpoint
+
+
+def _load_tensors(file: Path) -> dict[str, torch.Tensor]:
+    try:
+        # Cloned: the optimizer updates its state in place, which must not touch the file.
+        return {k: v.clone() for k, v in load_file(file).items()}
+    except (SafetensorError, OSError) as err:
+        raise DataFormatError(file, f"unreadable safetensors file ({err})") from err
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_and_hash(file: Path) -> str:
+    digest = _sha256(file)
+    with file.open("rb") as handle:
+        os.fsync(handle.fileno())
+    return digest
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _discard(path: Path) -> None:
+    """Rename first, then delete: a half-deleted directory never keeps a `step_*` name."""
+    trash = path.with_name(f"{_TRASH_PREFIX}{path.name}-{os.urandom(6).hex()}")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _remove_leftovers(root: Path) -> None:
+    for path in root.iterdir():
+        if path.name.startswith((_TMP_PREFIX, _TRASH_PREFIX)):
+            shutil.rmtree(path, ignore_errors=True)
