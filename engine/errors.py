@@ -13,6 +13,19 @@ from typing import Any
 class LatentsimError(Exception):
     """Base class: the CLI turns these into a one-line message and exit code 2."""
 
+    def __reduce__(self):
+        # Subclasses take several constructor arguments, which the default exception
+        # pickling (replaying `args`) cannot rebuild; rebuild from state so errors can
+        # cross process boundaries (generation and training workers).
+        return (_rebuild_error, (type(self), self.__dict__, self.args))
+
+
+def _rebuild_error(cls: type, state: dict, args: tuple) -> LatentsimError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    error.args = args
+    return error
+
 
 class UnknownNameError(LatentsimError, KeyError):
     """A name (system, sampler, model...) that is not registered."""

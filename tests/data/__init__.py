@@ -1,0 +1,1 @@
+"""Tests of the Well-format data layer (writer, reader, stats, generation, CLI)."""
