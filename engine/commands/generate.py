@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 
@@ -28,7 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", metavar="DIR", help="root directory (default ./data, or $LATENTSIM_DATA)"
     )
-    parser.add_argument("--workers", type=int, default=1, metavar="W", help="processes (1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="W",
+        help="processes, one torch thread each (default: one per core)",
+    )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="base seed (0)")
     parser.add_argument(
         "--grid", type=int, nargs=2, metavar=("X", "Y"), help="grid size (system default)"

@@ -45,14 +45,19 @@ from engine.data.well_reader import BC_CODES, SPLITS, load_array
 from engine.data.well_writer import SPEC_ATTR, spec_json, write_well_file
 from engine.device import resolve_device
 from engine.errors import DataFormatError, ParameterError
-from engine.systems import SYSTEM_NAMES, System, get_system
+from engine.systems import System, get_system
 
 SPLIT_SEED_OFFSETS = {"train": 0, "valid": 1_000_000, "test": 2_000_000}
 MAX_PER_SPLIT = 1_000_000  # the gap between split seed ranges
 MIN_FRAMES = 2  # deltas (stats, one-step training pairs) need two frames
-# (train, valid, test) of each system's default dataset: the Well's 80/10/10, sized to the
-# budget in systems.md (160 Euler trajectories at 64x64 take about 4 min on 2 cores).
-DEFAULT_SPLITS: dict[str, tuple[int, int, int]] = {name: (128, 16, 16) for name in SYSTEM_NAMES}
+# (train, valid, test) of each system's default dataset: the Well's 80/10/10, sized so each
+# generates in well under 10 minutes on 2 cores (`latentsim bench solvers`, docs/systems.md)
+# while giving the emulators as many independent trajectories as that allows.
+DEFAULT_SPLITS: dict[str, tuple[int, int, int]] = {
+    "euler_quadrants": (320, 40, 40),
+    "rayleigh_benard": (240, 30, 30),
+    "kolmogorov": (400, 50, 50),
+}
 
 
 @dataclass(frozen=True)
