@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 5006
 TORCH  ?= torch==2.13.0
 THE_WELL ?= the-well==1.2.0
+AZULA    ?= azula==0.11.1
 
 .PHONY: app test lint env clean
 
@@ -17,7 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m pip install --quiet --no-deps $(THE_WELL)
+	# test oracles whose declared deps would pull a CUDA torch: install them alone
+	$(BIN)/python -m pip install --quiet --no-deps $(THE_WELL) $(AZULA)
 	touch $@
 
 app: $(STAMP)
