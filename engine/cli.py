@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+# OpenMP threads otherwise busy-wait at barriers; on a shared CPU that slows torch 10-100x.
+# Must be set before torch initialises OpenMP, hence before any engine import below.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from engine import __version__
 from engine.errors import LatentsimError
@@ -17,6 +22,7 @@ from engine.errors import LatentsimError
 COMMAND_MODULES = (
     "engine.commands.generate",
     "engine.commands.bench",
+    "engine.commands.figure",
 )
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from engine.data.generate import generate_dataset
 
@@ -16,15 +14,6 @@ from .toy_system import ToyAdvection
 TOY_COUNTS = {"n_train": 6, "n_valid": 3, "n_test": 3}
 TOY_SEED = 7
 TOY_BATCH = 2
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _single_thread_torch() -> Iterator[None]:
-    """On 16x16 grids intra-op threads only contend for the shared cores (10x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

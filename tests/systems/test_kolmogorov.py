@@ -31,15 +31,6 @@ CPU = torch.device("cpu")
 K_F = FORCING_WAVENUMBER
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """64² FFTs gain nothing from threads, and on shared cores two threads thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cell_centres(n: int) -> torch.Tensor:
     return (torch.arange(n, dtype=torch.float64) + 0.5) * (TWO_PI / n)
 

@@ -16,16 +16,6 @@ from engine.systems.spectral import DENSE_MAX_NY, ChannelPoisson
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """The arrays are small: intra-op threads only add synchronisation, and on a busy
-    2-core machine they made these runs 5-10x slower. Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def fd_laplacian_dirichlet(u: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
     """Independent 5-point Laplacian on interior nodes, zero walls, periodic x."""
     full = torch.nn.functional.pad(u, (1, 1))
