@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "engine.commands.generate",
     "engine.commands.bench",
     "engine.commands.figure",
+    "engine.commands.train_ae",
+    "engine.commands.evaluate_ae",
 )
 
 
