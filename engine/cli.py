@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "engine.commands.figure",
     "engine.commands.train_ae",
     "engine.commands.evaluate_ae",
+    "engine.commands.encode",
 )
 
 

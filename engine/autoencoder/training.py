@@ -165,6 +165,7 @@ def train_autoencoder(
     run_dir: str | os.PathLike[str],
     preset: str = "small",
     steps: int | None = None,
+    batch_size: int | None = None,
     seed: int = 0,
     resume: bool = False,
     device: str = "auto",
@@ -192,7 +193,7 @@ def train_autoencoder(
 
     train_config = TrainConfig(
         steps=recipe.steps if steps is None else steps,
-        batch_size=recipe.batch_size,
+        batch_size=recipe.batch_size if batch_size is None else batch_size,
         lr=recipe.lr,
         warmup_steps=min(recipe.warmup_steps, (recipe.steps if steps is None else steps) // 10),
         weight_decay=0.0,

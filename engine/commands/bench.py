@@ -19,7 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     solvers.add_argument("--repeats", type=int, default=3)
     solvers.add_argument("--workers", type=int, default=2, help="processes for dataset timing")
     solvers.add_argument("--no-dataset", action="store_true", help="skip dataset generation")
+    solvers.add_argument(
+        "--data-root", metavar="DIR",
+        help="generate the timed datasets here and keep them (default: a temporary directory)",
+    )
     solvers.add_argument("--device", default="cpu")
+    solvers.add_argument("--threads", type=int, default=1,
+                         help="torch threads for the per-frame timing (1: per-core cost)")
     solvers.add_argument("--output", help="also write the JSON to this file")
     solvers.set_defaults(func=run_solvers)
 
@@ -41,9 +47,12 @@ def _emit(result: dict, output: str | None) -> None:
 
 
 def run_solvers(args: argparse.Namespace) -> int:
+    import torch
+
     from engine.bench.solvers import bench_solvers
     from engine.systems import SYSTEM_NAMES, get_system
 
+    torch.set_num_threads(_positive("threads", args.threads))
     systems = args.systems or list(SYSTEM_NAMES)
     for name in systems:
         get_system(name)  # fail fast on an unknown name
@@ -54,6 +63,7 @@ def run_solvers(args: argparse.Namespace) -> int:
         dataset=not args.no_dataset,
         workers=_positive("workers", args.workers),
         device=args.device,
+        keep_root=args.data_root,
     )
     _emit(result, args.output)
     sys.stdout.flush()

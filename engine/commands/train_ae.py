@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", default="small", choices=("small", "paper"),
                         help="model and optimisation preset (small)")
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")
+    parser.add_argument("--batch-size", type=int, help="override the preset's global batch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", metavar="DIR", help="dataset root (default ./data)")
     parser.add_argument("--run-dir", metavar="DIR",
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         preset=args.config,
         steps=args.steps,
+        batch_size=args.batch_size,
         seed=args.seed,
         resume=args.resume,
         device=args.device,
