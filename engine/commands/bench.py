@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from engine.errors import ParameterError
 
@@ -28,6 +27,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="torch threads for the per-frame timing (1: per-core cost)")
     solvers.add_argument("--output", help="also write the JSON to this file")
     solvers.set_defaults(func=run_solvers)
+
+    autoencoder = targets.add_parser(
+        "autoencoder", help="encode/decode ms per frame and training throughput per rate"
+    )
+    autoencoder.add_argument("--systems", nargs="+", default=None, help="default: all systems")
+    autoencoder.add_argument("--preset", default="small", choices=("small", "paper"))
+    autoencoder.add_argument("--batch", type=int, default=16)
+    autoencoder.add_argument("--repeats", type=int, default=5)
+    autoencoder.add_argument("--threads", type=int, default=None,
+                             help="torch threads (default: torch's choice)")
+    autoencoder.add_argument("--output", help="also write the JSON to this file")
+    autoencoder.set_defaults(func=run_autoencoder)
 
 
 def _positive(name: str, value: int) -> int:
@@ -66,5 +77,25 @@ def run_solvers(args: argparse.Namespace) -> int:
         keep_root=args.data_root,
     )
     _emit(result, args.output)
-    sys.stdout.flush()
+    return 0
+
+
+def run_autoencoder(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.bench.autoencoder import bench_autoencoder
+    from engine.systems import SYSTEM_NAMES, get_system
+
+    if args.threads is not None:
+        torch.set_num_threads(_positive("threads", args.threads))
+    systems = args.systems or list(SYSTEM_NAMES)
+    for name in systems:
+        get_system(name)
+    result = bench_autoencoder(
+        systems,
+        preset=args.preset,
+        batch=_positive("batch", args.batch),
+        repeats=_positive("repeats", args.repeats),
+    )
+    _emit(result, args.output)
     return 0

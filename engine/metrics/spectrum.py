@@ -16,6 +16,7 @@ import torch
 # fraction of the truth's mean shell power, per field. Spurious power in a dead shell is
 # still penalised heavily (1% of the mean power there scores (1 - 10)^2 = 81).
 SPECTRUM_REL_EPS = 1e-3
+SPECTRUM_ABS_EPS = 1e-12  # a spatially uniform truth has no power at all: avoid 0/0
 
 
 def _shell_index(shape: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, int]:
@@ -70,7 +71,7 @@ def spectral_band_errors(
     if member_dim is not None:
         predicted = predicted.mean(dim=member_dim)
     _, true_power = isotropic_power_spectrum(truth)
-    eps = SPECTRUM_REL_EPS * true_power.mean(dim=-1, keepdim=True)
+    eps = SPECTRUM_REL_EPS * true_power.mean(dim=-1, keepdim=True) + SPECTRUM_ABS_EPS
     ratio = (predicted + eps) / (true_power + eps)
     error = (1 - ratio).square()
     edges = spectral_band_edges(wavenumbers)

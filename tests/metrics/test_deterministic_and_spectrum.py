@@ -14,7 +14,7 @@ from engine.metrics import (
     spectral_band_errors,
     vrmse,
 )
-from engine.metrics.spectrum import SPECTRUM_REL_EPS
+from engine.metrics.spectrum import SPECTRUM_ABS_EPS, SPECTRUM_REL_EPS
 
 
 def test_scores_match_hand_computation():
@@ -60,7 +60,7 @@ def test_band_errors_are_zero_for_truth_and_three_for_doubled_field():
     # doubling the field quadruples the power: per shell (1 - (4P + e)/(P + e))^2 =
     # (3P / (P + e))^2, i.e. 9 up to the relative eps e (1e-3 of the mean shell power)
     wavenumbers, power = isotropic_power_spectrum(truth)
-    eps = SPECTRUM_REL_EPS * power.mean(dim=-1, keepdim=True)
+    eps = SPECTRUM_REL_EPS * power.mean(dim=-1, keepdim=True) + SPECTRUM_ABS_EPS
     per_shell = (3 * power / (power + eps)).square()
     edges = spectral_band_edges(wavenumbers)
     bands = spectral_band_errors(2 * truth, truth)
@@ -97,3 +97,9 @@ def test_band_edges_are_log2_spaced_to_nyquist():
     ratios = edges[1:] / edges[:-1]
     torch.testing.assert_close(ratios, torch.full_like(ratios, ratios[0].item()))
     assert edges[0].item() == pytest.approx(1 / 64) and edges[-1].item() == pytest.approx(0.5)
+
+
+def test_band_errors_of_a_uniform_truth_are_finite():
+    truth = torch.full((2, 32, 32), 3.0)
+    for value in spectral_band_errors(truth, truth).values():
+        torch.testing.assert_close(value, torch.zeros_like(value))
