@@ -38,8 +38,20 @@ def test_panel_serve_app_answers_with_the_page():
                 time.sleep(0.5)
         assert reply.status == 200
         assert "<title>latentsim</title>" in page
-        # the document is embedded in the page: the systems table rendered from the engine
-        assert "rayleigh_benard" in page and "Reynolds" in page
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_app_script_runs_and_lists_every_system():
+    import runpy
+
+    from app.overview import systems_markdown
+    from engine.systems import SYSTEM_NAMES
+
+    namespace = runpy.run_path(str(REPO / "app" / "main.py"))
+    assert namespace["INTRO"].strip().startswith("# latentsim")
+    table = systems_markdown()
+    for name in SYSTEM_NAMES:
+        assert f"`{name}`" in table
+    assert "Reynolds [100, 500]" in table and "boundary ∈ {periodic, open}" in table
