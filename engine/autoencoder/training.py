@@ -51,7 +51,7 @@ class Recipe:
 # "small" is sized for 2 CPU cores (~80 frames/s): a few minutes per model.
 # "paper" follows the paper's batch and learning rate (AdamW instead of PSGD-Kron).
 RECIPES: dict[str, Recipe] = {
-    "small": Recipe(steps=1500, batch_size=32, lr=2e-3, warmup_steps=100,
+    "small": Recipe(steps=1200, batch_size=32, lr=2e-3, warmup_steps=100,
                     checkpoint_every=250, validate_every=250),
     "paper": Recipe(steps=262_144, batch_size=64, lr=1e-4, warmup_steps=1000,
                     checkpoint_every=5000, validate_every=5000),
