@@ -62,14 +62,17 @@ def test_training_resumes_instead_of_restarting(data_root, trained):
 
 
 def test_evaluate_ae_cli_reproduces_the_card(trained, data_root, capsys, tmp_path):
-    out = tmp_path / "scores.json"
+    out, table = tmp_path / "scores.json", tmp_path / "table.md"
     code = main(["evaluate-ae", str(trained), "--data", str(data_root), "--device", "cpu",
-                 "--output", str(out)])
+                 "--output", str(out), "--markdown", str(table)])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
+    assert printed["parameters"]["total"] > 0 and printed["training"]["steps"] == STEPS
     card = json.loads(trained.read_text())["training"]["test_metrics"]
     assert printed["vrmse"] == pytest.approx(card["vrmse"], rel=1e-5)
     assert json.loads(out.read_text()) == printed
+    row = table.read_text().splitlines()[2]
+    assert row.startswith("| `kolmogorov` | 192 |") and f"**{printed['vrmse_mean']:.4f}**" in row
 
 
 def test_scores_in_physical_units_match_a_direct_computation(trained, data_root):
