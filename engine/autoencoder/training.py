@@ -166,6 +166,7 @@ def train_autoencoder(
     preset: str = "small",
     steps: int | None = None,
     batch_size: int | None = None,
+    lr: float | None = None,
     seed: int = 0,
     resume: bool = False,
     device: str = "auto",
@@ -194,7 +195,7 @@ def train_autoencoder(
     train_config = TrainConfig(
         steps=recipe.steps if steps is None else steps,
         batch_size=recipe.batch_size if batch_size is None else batch_size,
-        lr=recipe.lr,
+        lr=recipe.lr if lr is None else lr,
         warmup_steps=min(recipe.warmup_steps, (recipe.steps if steps is None else steps) // 10),
         weight_decay=0.0,
         grad_clip=1.0,

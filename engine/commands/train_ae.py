@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="model and optimisation preset (small)")
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, help="override the preset's global batch")
+    parser.add_argument("--lr", type=float, help="override the preset's peak learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", metavar="DIR", help="dataset root (default ./data)")
     parser.add_argument("--run-dir", metavar="DIR",
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         preset=args.config,
         steps=args.steps,
         batch_size=args.batch_size,
+        lr=args.lr,
         seed=args.seed,
         resume=args.resume,
         device=args.device,
