@@ -237,12 +237,12 @@ def load_autoencoder(
             f"{system.name}'s {list(system.channel_names)}",
         )
     model = Autoencoder(config)
-    _check_tensors(state, model.state_dict(), card_path)
+    check_tensors(state, model.state_dict(), card_path)
     model.load_state_dict(state, strict=True)
     return model.to(resolve_device(device)).eval(), preprocessing, card
 
 
-def _check_tensors(
+def check_tensors(
     loaded: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor], where: Path
 ) -> None:
     """Same names, shapes and dtypes as the model the card describes."""
