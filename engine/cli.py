@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "engine.commands.bench",
     "engine.commands.figure",
     "engine.commands.train_ae",
+    "engine.commands.train_emulator",
     "engine.commands.evaluate_ae",
     "engine.commands.encode",
 )

@@ -143,7 +143,7 @@ def evaluate_on_split(
     arrays = load_array(dataset, split)
     frames = frames_of(arrays)
     if max_frames is not None and len(frames) > max_frames:
-        frames = frames[_even_subset(len(frames), max_frames)]
+        frames = frames[even_subset(len(frames), max_frames)]
     scores = reconstruction_scores(
         frames, reconstruct(model, preprocessing, frames), arrays.channel_names
     )
@@ -153,7 +153,8 @@ def evaluate_on_split(
     return scores
 
 
-def _even_subset(total: int, count: int) -> torch.Tensor:
+def even_subset(total: int, count: int) -> torch.Tensor:
+    """`count` evenly spaced indices into `total` items: a fixed, representative subset."""
     return torch.linspace(0, total - 1, count).round().long()
 
 
@@ -180,7 +181,7 @@ def train_autoencoder(
     system = get_system(system_name)
     dataset = dataset_dir(data_root, system_name)
     train = load_array(dataset, "train")
-    _check_grid(system, train, dataset)
+    check_training_data(system, train, dataset)
     channels = system.spec.channel_names
     preprocessing = fit_preprocessing(train.fields, channels, default_log_channels(system_name))
     frames = preprocessing(frames_of(train))
@@ -189,7 +190,7 @@ def train_autoencoder(
     boundaries = dataset_boundaries(system, valid_arrays)
     config = autoencoder_config(system.spec, rate, preset, boundaries=boundaries)
     valid = frames_of(valid_arrays)
-    valid = valid[_even_subset(len(valid), min(len(valid), VALIDATION_FRAMES))]
+    valid = valid[even_subset(len(valid), min(len(valid), VALIDATION_FRAMES))]
     del valid_arrays
 
     train_config = TrainConfig(
@@ -247,7 +248,8 @@ def train_autoencoder(
     )
 
 
-def _check_grid(system: System, arrays: WellArrays, dataset: Path) -> None:
+def check_training_data(system: System, arrays: WellArrays, dataset: Path) -> None:
+    """Refuse data on another grid than the system's, or containing NaN/inf."""
     grid = tuple(arrays.fields.shape[-2:])
     if grid != system.spec.grid.shape:
         raise DataFormatError(

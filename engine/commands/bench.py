@@ -40,6 +40,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     autoencoder.add_argument("--output", help="also write the JSON to this file")
     autoencoder.set_defaults(func=run_autoencoder)
 
+    emulator = targets.add_parser(
+        "emulator",
+        help="seconds per member-frame by sampler, steps and ensemble size; latent vs pixel",
+    )
+    emulator.add_argument("--systems", nargs="+", default=["kolmogorov"],
+                          help="default: kolmogorov")
+    emulator.add_argument("--members", nargs="+", type=int, default=[1, 4, 16])
+    emulator.add_argument("--steps", nargs="+", type=int, default=[8, 16])
+    emulator.add_argument("--samplers", nargs="+", default=["ab", "euler", "heun"])
+    emulator.add_argument("--repeats", type=int, default=3)
+    emulator.add_argument("--threads", type=int, default=None,
+                          help="torch threads (default: torch's choice)")
+    emulator.add_argument("--output", help="also write the JSON to this file")
+    emulator.set_defaults(func=run_emulator)
+
 
 def _positive(name: str, value: int) -> int:
     if value < 1:
@@ -95,6 +110,27 @@ def run_autoencoder(args: argparse.Namespace) -> int:
         systems,
         preset=args.preset,
         batch=_positive("batch", args.batch),
+        repeats=_positive("repeats", args.repeats),
+    )
+    _emit(result, args.output)
+    return 0
+
+
+def run_emulator(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.bench.emulator import bench_emulator
+    from engine.systems import get_system
+
+    if args.threads is not None:
+        torch.set_num_threads(_positive("threads", args.threads))
+    for name in args.systems:
+        get_system(name)
+    result = bench_emulator(
+        args.systems,
+        samplers=args.samplers,
+        steps=args.steps,
+        members=args.members,
         repeats=_positive("repeats", args.repeats),
     )
     _emit(result, args.output)

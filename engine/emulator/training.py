@@ -1,0 +1,459 @@
+"""Train and score a latent (or pixel-space) emulator of a system on its dataset.
+
+The steps mirror `latentsim train-ae` (engine/autoencoder/training.py):
+
+1. Frames in model space. Latent emulators read the dataset through the latent cache
+   (encoded once per autoencoder, reused while it matches); pixel-space baselines fit the
+   preprocessing on the train split as train-ae does, and store it in their card.
+2. One label per trajectory from its recorded parameters and choices (engine.emulator.labels).
+3. Training on windows of L frames at stride Δ through the shared trainer (resumable,
+   DDP-ready); validation is the training loss on fixed held-out windows (a fixed context
+   length per window and, for diffusion, noise levels from the trainer's validation stream,
+   so the numbers are comparable from one validation to the next).
+4. On rank 0: rollouts from a few held-out *test* trajectories through the same Pipeline
+   and rollout engine the app uses, scored in physical units (VRMSE by lead time,
+   spread-skill), and the model file with everything needed to trust it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray
+from torch import Tensor, nn
+
+from engine.autoencoder.ladder import ladder
+from engine.autoencoder.model import Autoencoder
+from engine.autoencoder.training import (
+    Recipe,
+    check_training_data,
+    dataset_dir,
+    even_subset,
+)
+from engine.bench.common import machine_info
+from engine.data.well_reader import WellArrays, load_array
+from engine.device import resolve_device
+from engine.emulator.base import SPACES, Emulator
+from engine.emulator.config import preset_config
+from engine.emulator.labels import LabelSpec, condition_labels
+from engine.emulator.models import EMULATORS, build_emulator, save_emulator
+from engine.emulator.windows import WindowSource, emulator_loss
+from engine.errors import DataFormatError, ParameterError
+from engine.latents import LatentArrays, encode_dataset, load_latents
+from engine.metrics import vrmse
+from engine.model_files import load_autoencoder, load_model_card, model_paths
+from engine.paths import assets_root
+from engine.pipeline import Pipeline
+from engine.preprocessing import Preprocessing, default_log_channels, fit_preprocessing
+from engine.rollout import RolloutConfig, rollout, score_rollout
+from engine.systems import System, get_system
+from engine.systems.base import SystemSpec
+from engine.training import TrainConfig, run_training
+
+KINDS = tuple(EMULATORS)
+VALIDATION_WINDOWS = 256
+# Pixel baselines: 8 x 8 patches give 64 tokens per 64 x 64 frame (16 x 4 on 128 x 32),
+# four times the latent tokens of a x16 autoencoder; every system grid is a multiple of 16.
+DEFAULT_PATCH = 8
+
+
+@dataclass(frozen=True)
+class EvaluationRollouts:
+    """How the card's test metrics are computed: cheap enough to run after every training,
+    long enough to see errors grow. Diffusion uses the paper's 16-step AB3."""
+
+    trajectories: int = 4
+    horizon: int = 48  # frames per rollout, cut to what the test trajectories hold
+    members: int = 8  # diffusion only; a deterministic emulator has one member
+    context: int = 1
+    sampler: str = "ab"
+    steps: int = 16
+    order: int = 3
+    seed: int = 0
+
+
+# "small": the small backbone preset (about 3.5M parameters), sized for 2 CPU cores
+# (about half a second per batch of 64 windows of 80 latent tokens, so ~35 minutes).
+# Its lr was measured over 150 steps of 32 windows of Rayleigh-Benard ae64 latents (32
+# train trajectories): held-out diffusion loss 0.32 / 0.24 / 0.19 at lr 3e-4 / 1e-3 /
+# 3e-3, deterministic MSE 0.83 / 0.41 at 3e-4 / 1e-3. 1e-3 is the middle choice: 3e-3
+# led that early but was not run over thousands of steps.
+# "paper": the paper's denoiser and optimisation (section 5): AdamW lr 1e-4,
+# betas (0.9, 0.99), no weight decay, clip 1, cosine, batch 256, 262,144 steps.
+RECIPES: dict[str, Recipe] = {
+    "small": Recipe(steps=4000, batch_size=64, lr=1e-3, warmup_steps=200,
+                    checkpoint_every=500, validate_every=500),
+    "paper": Recipe(steps=262_144, batch_size=256, lr=1e-4, warmup_steps=0,
+                    checkpoint_every=5000, validate_every=5000),
+}
+
+
+@dataclass
+class ModelSpace:
+    """A system's dataset in the emulator's frame space, with what maps it back."""
+
+    train: Tensor  # (N, T, C, h, w)
+    train_labels: Tensor  # (N, P)
+    valid: Tensor
+    valid_labels: Tensor
+    preprocessing: Preprocessing
+    autoencoder: Autoencoder | None = None  # None in pixel space
+    autoencoder_card: dict[str, Any] | None = None
+    autoencoder_path: Path | None = None
+
+
+def default_autoencoder_path(system_name: str, rate: float) -> Path:
+    """Where `latentsim train-ae --output` puts the shipped autoencoders."""
+    return assets_root() / "autoencoders" / f"{system_name}-ae{rate:g}"
+
+
+def trajectory_conditions(
+    labels: LabelSpec,
+    parameters: Mapping[str, np.ndarray],
+    choices: Mapping[str, np.ndarray],
+    count: int,
+    where: object,
+) -> list[dict[str, Any]]:
+    """Per-trajectory conditions (only what the label uses) from a split's recorded values.
+
+    A dataset that lacks a conditioning value is refused rather than given defaults: the
+    emulator would otherwise learn that every trajectory had the default value.
+    """
+    recorded = {**parameters, **choices}
+    names = [p.name for p in labels.parameters] + [c.name for c in labels.choices]
+    missing = [name for name in names if name not in recorded]
+    if missing:
+        raise DataFormatError(
+            where, f"no recorded {', '.join(missing)} (has {', '.join(sorted(recorded))})"
+        )
+    return [
+        {p.name: float(parameters[p.name][i]) for p in labels.parameters}
+        | {c.name: str(choices[c.name][i]) for c in labels.choices}
+        for i in range(count)
+    ]
+
+
+def _labels(
+    labels: LabelSpec, arrays: WellArrays | LatentArrays, count: int, where: object
+) -> Tensor:
+    """(count, P) labels of a split's trajectories."""
+    conditions = trajectory_conditions(labels, arrays.parameters, arrays.choices, count, where)
+    return condition_labels(labels, conditions).reshape(count, labels.dim)
+
+
+def check_autoencoder(path: Path, system_name: str, rate: float) -> dict[str, Any]:
+    """The card of the autoencoder at `path`, refused unless it is one of `system_name`
+    at `rate`; a missing one says how to train it."""
+    _, card_path = model_paths(path)
+    if not card_path.is_file():
+        raise DataFormatError(
+            card_path,
+            f"no autoencoder here; train it with `latentsim train-ae {system_name} --rate "
+            f"{rate:g} --output {card_path.with_suffix('')}`, or pass --autoencoder",
+        )
+    card = load_model_card(path)
+    if card.get("kind") != "autoencoder" or card.get("system") != system_name or (
+        card.get("rate") != rate
+    ):
+        raise ParameterError(
+            "autoencoder",
+            f"{card_path} ({card.get('kind')} of {card.get('system')} at rate "
+            f"{card.get('rate')})",
+            f"an autoencoder of {system_name} at rate {rate:g}",
+        )
+    return card
+
+
+def latent_space(
+    system: System, dataset: Path, autoencoder_path: Path, card: Mapping[str, Any], device: str
+) -> ModelSpace:
+    """Train and valid latents through the (reused or rebuilt) latent cache."""
+    spec = system.spec
+    if tuple(card["grid"]) != spec.grid.shape:
+        raise ParameterError(
+            "autoencoder grid", tuple(card["grid"]), f"{spec.name}'s grid {spec.grid.shape}"
+        )
+    paths = encode_dataset(autoencoder_path, dataset, splits=("train", "valid"), device=device)
+    labels = LabelSpec.from_system(spec)
+    splits = {}
+    for split, path in paths.items():
+        arrays = load_latents(path, autoencoder_sha256=card["weights"]["sha256"])
+        latents = torch.from_numpy(arrays.latents)
+        splits[split] = (latents, _labels(labels, arrays, len(latents), path))
+    model, preprocessing, card = load_autoencoder(autoencoder_path, spec, "cpu")
+    return ModelSpace(*splits["train"], *splits["valid"], preprocessing, model, dict(card),
+                      autoencoder_path)
+
+
+def pixel_space(system: System, dataset: Path) -> ModelSpace:
+    """Preprocessed train and valid trajectories; the preprocessing is fitted as in train-ae."""
+    spec = system.spec
+    labels = LabelSpec.from_system(spec)
+    train = load_array(dataset, "train")
+    check_training_data(system, train, dataset)
+    preprocessing = fit_preprocessing(
+        train.fields, spec.channel_names, default_log_channels(spec.name)
+    )
+    splits = {}
+    for split, arrays in (("train", train), ("valid", load_array(dataset, "valid"))):
+        frames = preprocessing(torch.from_numpy(arrays.fields))
+        splits[split] = (frames, _labels(labels, arrays, len(frames), dataset))
+    return ModelSpace(*splits["train"], *splits["valid"], preprocessing)
+
+
+def validation_windows(
+    trajectories: Tensor, labels: Tensor, window: int, stride: int, count: int
+) -> dict[str, Tensor]:
+    """Up to `count` held-out windows spread evenly over trajectories and start times,
+    with context lengths cycling through 1..L-1 so every length is validated."""
+    source = WindowSource(trajectories, labels, window=window, stride=stride)
+    indices = even_subset(len(source), min(len(source), count))
+    batch = source.batch(indices, torch.Generator())
+    batch["context_length"] = torch.arange(len(indices)) % (window - 1) + 1
+    return batch
+
+
+def window_loss(model: nn.Module, windows: Mapping[str, Tensor], chunk: int = 64) -> float:
+    """Mean training loss of `model` over validation windows, in chunks."""
+    device = next(model.parameters()).device
+    total, count = 0.0, len(windows["window"])
+    for start in range(0, count, chunk):
+        part = {k: v[start : start + chunk].to(device) for k, v in windows.items()}
+        total += float(model.loss(part)) * len(part["window"])
+    return total / count
+
+
+def score_test_rollouts(
+    pipeline: Pipeline, dataset: Path, settings: EvaluationRollouts = EvaluationRollouts()
+) -> dict[str, Any]:
+    """Roll the emulator out from a few test trajectories and score it in physical units.
+
+    Each rollout starts from the first `context` frames of a test trajectory (frame
+    stride Δ) and runs to `horizon` frames or the trajectory's end. Scores average over
+    trajectories (and fields for the *_by_lead lists); persistence (repeating the last
+    context frame) is scored the same way, as the bar a useful emulator clears.
+    """
+    arrays = load_array(dataset, "test")
+    spec, stride, context = pipeline.spec, pipeline.frame_stride, settings.context
+    frames = arrays.fields.shape[1]
+    horizon = min(settings.horizon, (frames - 1) // stride - (context - 1))
+    if horizon < 1:
+        raise DataFormatError(
+            dataset, f"test trajectories of {frames} frames leave nothing to predict after "
+            f"{context} context frame(s) at stride {stride}",
+        )
+    config = RolloutConfig(
+        members=settings.members if pipeline.kind == "diffusion" else 1, context=context,
+        horizon=horizon, sampler=settings.sampler, steps=settings.steps,
+        sampler_options={"order": settings.order}, seed=settings.seed,
+    )
+    picks = even_subset(len(arrays.fields), min(settings.trajectories, len(arrays.fields)))
+    conditions = trajectory_conditions(
+        pipeline.label_spec, arrays.parameters, arrays.choices, len(arrays.fields), dataset
+    )
+    scores, persistence, seconds = [], [], []
+    for index in picks.tolist():
+        truth = _truth(spec, arrays, index)
+        start = truth.isel(time=slice(0, context * stride, stride))
+        prediction = rollout(pipeline, start, conditions[index], config)
+        scores.append(score_rollout(prediction, truth))
+        seconds.append(prediction.attrs["elapsed_s"] / horizon)
+        target = torch.from_numpy(arrays.fields[index, prediction["frame"].values])
+        last = torch.from_numpy(arrays.fields[index, (context - 1) * stride])
+        persistence.append(vrmse(last.expand_as(target), target).mean(dim=1))  # (lead,)
+    vrmse_all = np.stack([s["vrmse"].values for s in scores])  # (n, field, lead)
+    ssr_all = np.stack([s["ssr"].values for s in scores])
+    lead = scores[0]["lead"].values
+    ensemble = config.members > 1
+    return {
+        "split": "test",
+        "trajectories": len(picks),
+        "seeds": [int(arrays.seeds[i]) for i in picks] if arrays.seeds is not None else None,
+        "rollout": {**asdict(settings), "members": config.members, "horizon": horizon,
+                    "frame_stride": stride},
+        "lead": lead.tolist(),
+        "lead_time": scores[0]["time"].values.tolist(),
+        "vrmse_by_lead": vrmse_all.mean(axis=(0, 1)).tolist(),
+        "vrmse_by_field": {
+            name: vrmse_all[:, i].mean(axis=0).tolist() for i, name in enumerate(spec.channel_names)
+        },
+        "vrmse_mean": float(vrmse_all.mean()),
+        # One member has zero spread by construction: no ratio to report.
+        "spread_skill_by_lead": ssr_all.mean(axis=(0, 1)).tolist() if ensemble else None,
+        "spread_skill_mean": float(ssr_all.mean()) if ensemble else None,
+        "persistence_vrmse_by_lead": torch.stack(persistence).mean(dim=0).tolist(),
+        "seconds_per_frame": float(np.mean(seconds)),
+    }
+
+
+def _truth(spec: SystemSpec, arrays: WellArrays, index: int) -> xarray.Dataset:
+    """One stored trajectory as the (time, x, y) Dataset score_rollout aligns on `frame`."""
+    fields = arrays.fields[index]
+    return xarray.Dataset(
+        {name: (("time", "x", "y"), fields[:, c]) for c, name in enumerate(spec.channel_names)},
+        coords={"frame": ("time", np.arange(len(fields)))},
+    )
+
+
+def _resolve_patch(
+    spec: SystemSpec, space: str, rate: float | None, autoencoder: object, patch: int | None
+) -> int:
+    """The patch size, after refusing what the space does not take: latent emulators need
+    a rate on the system's ladder and use patch 1; pixel ones take no rate or autoencoder
+    and a patch that divides the grid (default 8)."""
+    if space == "latent":
+        rates = ladder(spec.name)
+        if rate not in rates:
+            raise ParameterError(
+                "rate", rate, f"one of {', '.join(map(str, rates))} ({spec.name}'s ladder)"
+            )
+        if patch not in (None, 1):
+            raise ParameterError("patch", patch, "1 (or unset) for a latent emulator")
+        return 1
+    if rate is not None or autoencoder is not None:
+        raise ParameterError(
+            "rate / autoencoder", (rate, autoencoder), "neither, for a pixel-space emulator"
+        )
+    patch = DEFAULT_PATCH if patch is None else patch
+    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1 or any(
+        n % patch for n in spec.grid.shape
+    ):
+        raise ParameterError(
+            "patch", patch, f"a positive divisor of both grid sizes {spec.grid.shape}"
+        )
+    return patch
+
+
+def train_emulator(
+    system_name: str,
+    rate: float | None = None,
+    *,
+    kind: str,
+    data_root: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    space: str = "latent",
+    autoencoder: str | os.PathLike[str] | None = None,
+    patch: int | None = None,
+    preset: str = "small",
+    steps: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    frame_stride: int = 1,
+    seed: int = 0,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+    output: str | os.PathLike[str] | None = None,
+    backbone_overrides: Mapping[str, Any] | None = None,
+    test_rollouts: EvaluationRollouts = EvaluationRollouts(),
+) -> Path | None:
+    """Train one emulator; returns its card path (None on non-zero DDP ranks).
+
+    Latent space needs `rate` (a rung of the system's ladder) and the autoencoder of that
+    rate (default: assets/autoencoders/SYSTEM-aeRATE); pixel space takes neither, and
+    `patch` (default 8). `backbone_overrides` replaces fields of the preset's backbone
+    (e.g. a narrower network); they are recorded in the card with the rest.
+    """
+    if kind not in KINDS:
+        raise ParameterError("kind", kind, f"one of {', '.join(KINDS)}")
+    if space not in SPACES:
+        raise ParameterError("space", space, f"one of {', '.join(SPACES)}")
+    if preset not in RECIPES:
+        raise ParameterError("preset", preset, f"one of {', '.join(RECIPES)}")
+    recipe = RECIPES[preset]
+    system = get_system(system_name)
+    spec = system.spec
+    patch = _resolve_patch(spec, space, rate, autoencoder, patch)
+    overrides = dict(backbone_overrides or {})
+    if "patch" in overrides:
+        raise ParameterError("backbone override", "patch", "another field (set `patch` itself)")
+    backbone = preset_config(preset, patch=patch, **overrides)
+    dataset = dataset_dir(data_root, system_name)
+    if space == "latent":
+        ae_path = Path(autoencoder) if autoencoder is not None else (
+            default_autoencoder_path(system_name, rate)
+        )
+        card = check_autoencoder(ae_path, system_name, rate)
+        data = latent_space(system, dataset, ae_path, card, device)
+    else:
+        data = pixel_space(system, dataset)
+    channels, grid = data.train.shape[2], tuple(data.train.shape[3:])
+    label_dim = data.train_labels.shape[1]
+    total_steps = recipe.steps if steps is None else steps
+    train_config = TrainConfig(
+        steps=total_steps,
+        batch_size=recipe.batch_size if batch_size is None else batch_size,
+        lr=recipe.lr if lr is None else lr,
+        warmup_steps=min(recipe.warmup_steps, total_steps // 10),
+        weight_decay=0.0,
+        grad_clip=1.0,
+        checkpoint_every=recipe.checkpoint_every,
+        validate_every=recipe.validate_every,
+        seed=seed,
+        device=device,
+    )
+    source = WindowSource(data.train, data.train_labels, backbone.window, frame_stride)
+    valid = validation_windows(
+        data.valid, data.valid_labels, backbone.window, frame_stride, VALIDATION_WINDOWS
+    )
+
+    def validate(model: nn.Module, windows: dict[str, Tensor]) -> dict[str, float]:
+        return {"valid_loss": window_loss(model, windows)}
+
+    started = time.perf_counter()
+    result = run_training(
+        lambda: build_emulator(kind, backbone, channels, grid, label_dim, space),
+        emulator_loss,
+        source,
+        train_config,
+        run_dir,
+        val_source=valid,
+        validate_fn=validate,
+        resume=resume,
+        progress=progress,
+    )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    model: Emulator = result.model.eval()
+    pipeline = Pipeline(
+        spec, data.preprocessing, model, data.autoencoder, device, frame_stride=frame_stride
+    )
+    metrics = score_test_rollouts(pipeline, dataset, test_rollouts)
+    training = {
+        "preset": preset,
+        "recipe": asdict(recipe),
+        "backbone_overrides": overrides,
+        "train_config": train_config.to_dict(),
+        "steps": result.step,
+        "skipped_steps": result.skipped_steps,
+        "last_loss": result.last_loss,
+        "validation": result.validation,
+        "data": {
+            "dataset": str(dataset),
+            "space": space,
+            "train_trajectories": len(data.train),
+            "frames_per_trajectory": data.train.shape[1],
+            "train_windows": len(source),
+            "validation_windows": len(valid["window"]),
+            "augmentation": "none",
+        },
+        "autoencoder_file": str(data.autoencoder_path) if data.autoencoder_path else None,
+        "wall_time_s_this_session": time.perf_counter() - started,
+        "hardware": machine_info(resolve_device(device)),
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "test_metrics": metrics,
+    }
+    out = Path(output) if output is not None else Path(run_dir) / "model"
+    return save_emulator(
+        out.parent, out.name, model.cpu(), system=spec, frame_stride=frame_stride,
+        autoencoder=data.autoencoder_card if space == "latent" else None,
+        preprocessing=data.preprocessing if space == "pixel" else None,
+        training=training,
+    )
