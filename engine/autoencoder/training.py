@@ -31,7 +31,7 @@ from engine.metrics import spectral_band_errors, vrmse
 from engine.model_files import save_autoencoder
 from engine.preprocessing import Preprocessing, default_log_channels, fit_preprocessing
 from engine.systems import System, get_system
-from engine.training import TensorDictSource, TrainConfig, run_training
+from engine.training import TensorDictSource, TrainConfig, TrainResult, run_training
 
 VALIDATION_FRAMES = 256
 
@@ -222,30 +222,60 @@ def train_autoencoder(
         resume=resume,
         progress=progress,
     )
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         return None
     model = result.model.eval()
-    metrics = evaluate_on_split(model, preprocessing, dataset, "test")
-    training = {
+    training = training_record(
+        preset, recipe, train_config, result, started=started, device=device,
+        data={"dataset": str(dataset), "train_frames": len(frames),
+              "augmentation": "rolls along periodic axes" if any(config.periodic) else "none"},
+        test_metrics=evaluate_on_split(model, preprocessing, dataset, "test"),
+    )
+    out = output_stem(output, run_dir)
+    return save_autoencoder(
+        out.parent, out.name, model.cpu(), preprocessing,
+        system=system_name, grid=system.spec.grid.shape, rate=rate, training=training,
+    )
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun (or a single process): the one that evaluates and saves."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def training_record(
+    preset: str,
+    recipe: Recipe,
+    train_config: TrainConfig,
+    result: TrainResult,
+    *,
+    started: float,
+    device: str,
+    data: dict[str, Any],
+    test_metrics: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """What every model card records about how the model was trained."""
+    return {
         "preset": preset,
         "recipe": asdict(recipe),
+        **extra,
         "train_config": train_config.to_dict(),
         "steps": result.step,
         "skipped_steps": result.skipped_steps,
         "last_loss": result.last_loss,
         "validation": result.validation,
-        "data": {"dataset": str(dataset), "train_frames": len(frames),
-                 "augmentation": "rolls along periodic axes" if any(config.periodic) else "none"},
+        "data": data,
         "wall_time_s_this_session": time.perf_counter() - started,
         "hardware": machine_info(resolve_device(device)),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
-        "test_metrics": metrics,
+        "test_metrics": test_metrics,
     }
-    out = Path(output) if output is not None else Path(run_dir) / "model"
-    return save_autoencoder(
-        out.parent, out.name, model.cpu(), preprocessing,
-        system=system_name, grid=system.spec.grid.shape, rate=rate, training=training,
-    )
+
+
+def output_stem(output: str | os.PathLike[str] | None, run_dir: str | os.PathLike[str]) -> Path:
+    """Where the model file goes: `output`, or RUN_DIR/model."""
+    return Path(output) if output is not None else Path(run_dir) / "model"
 
 
 def check_training_data(system: System, arrays: WellArrays, dataset: Path) -> None:

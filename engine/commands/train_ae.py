@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from engine.commands.training_options import add_training_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,20 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("system", metavar="SYSTEM")
     parser.add_argument("--rate", type=float, required=True, help="compression rate, e.g. 80")
-    parser.add_argument("--config", default="small", choices=("small", "paper"),
-                        help="model and optimisation preset (small)")
-    parser.add_argument("--steps", type=int, help="override the preset's number of steps")
-    parser.add_argument("--batch-size", type=int, help="override the preset's global batch")
-    parser.add_argument("--lr", type=float, help="override the preset's peak learning rate")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", metavar="DIR", help="dataset root (default ./data)")
-    parser.add_argument("--run-dir", metavar="DIR",
-                        help="checkpoints and log (default runs/ae/SYSTEM-rRATE-CONFIG)")
-    parser.add_argument("--output", metavar="PATH",
-                        help="model file stem to write (default RUN_DIR/model)")
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_training_options(parser, run_dir_default="runs/ae/SYSTEM-rRATE-CONFIG")
     parser.set_defaults(func=run)
 
 

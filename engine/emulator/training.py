@@ -36,10 +36,11 @@ from engine.autoencoder.training import (
     check_training_data,
     dataset_dir,
     even_subset,
+    is_main_process,
+    output_stem,
+    training_record,
 )
-from engine.bench.common import machine_info
 from engine.data.well_reader import WellArrays, load_array
-from engine.device import resolve_device
 from engine.emulator.base import SPACES, Emulator
 from engine.emulator.config import preset_config
 from engine.emulator.labels import LabelSpec, condition_labels
@@ -419,23 +420,15 @@ def train_emulator(
         resume=resume,
         progress=progress,
     )
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         return None
     model: Emulator = result.model.eval()
     pipeline = Pipeline(
         spec, data.preprocessing, model, data.autoencoder, device, frame_stride=frame_stride
     )
-    metrics = score_test_rollouts(pipeline, dataset, test_rollouts)
-    training = {
-        "preset": preset,
-        "recipe": asdict(recipe),
-        "backbone_overrides": overrides,
-        "train_config": train_config.to_dict(),
-        "steps": result.step,
-        "skipped_steps": result.skipped_steps,
-        "last_loss": result.last_loss,
-        "validation": result.validation,
-        "data": {
+    training = training_record(
+        preset, recipe, train_config, result, started=started, device=device,
+        data={
             "dataset": str(dataset),
             "space": space,
             "train_trajectories": len(data.train),
@@ -444,13 +437,11 @@ def train_emulator(
             "validation_windows": len(valid["window"]),
             "augmentation": "none",
         },
-        "autoencoder_file": str(data.autoencoder_path) if data.autoencoder_path else None,
-        "wall_time_s_this_session": time.perf_counter() - started,
-        "hardware": machine_info(resolve_device(device)),
-        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
-        "test_metrics": metrics,
-    }
-    out = Path(output) if output is not None else Path(run_dir) / "model"
+        test_metrics=score_test_rollouts(pipeline, dataset, test_rollouts),
+        backbone_overrides=overrides,
+        autoencoder_file=str(data.autoencoder_path) if data.autoencoder_path else None,
+    )
+    out = output_stem(output, run_dir)
     return save_emulator(
         out.parent, out.name, model.cpu(), system=spec, frame_stride=frame_stride,
         autoencoder=data.autoencoder_card if space == "latent" else None,
