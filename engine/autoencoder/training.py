@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.autoencoder.ladder import autoencoder_config
+from engine.autoencoder.config import preset_spatial_factor
+from engine.autoencoder.ladder import autoencoder_config, latent_shape
 from engine.autoencoder.model import Autoencoder
 from engine.bench.common import machine_info
 from engine.data.generate import metadata_path
@@ -179,6 +180,7 @@ def train_autoencoder(
         raise ParameterError("preset", preset, f"one of {', '.join(RECIPES)}")
     recipe = RECIPES[preset]
     system = get_system(system_name)
+    latent_shape(system.spec, rate, preset_spatial_factor(preset))  # refuse a bad rate first
     dataset = dataset_dir(data_root, system_name)
     train = load_array(dataset, "train")
     check_training_data(system, train, dataset)
