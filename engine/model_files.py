@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,28 @@ def load_state_dict(
     return tensors, card
 
 
+def load_model_of_kind(
+    path: str | os.PathLike[str],
+    kind: str,
+    required: Sequence[str],
+    system: str | SystemSpec | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+    """(tensors, card, card path) of a `kind` model, of `system` if given (name or spec).
+
+    The shared first half of every typed loader: kind and system checked against the
+    card, weights hashed, and the keys the loader needs present in the card.
+    """
+    expected: dict[str, Any] = {"kind": kind}
+    if system is not None:
+        expected["system"] = system.name if isinstance(system, SystemSpec) else system
+    state, card = load_state_dict(path, expected)
+    _, card_path = model_paths(path)
+    missing = [key for key in required if key not in card]
+    if missing:
+        raise DataFormatError(card_path, f"{kind} card lacks {', '.join(missing)}")
+    return state, card, card_path
+
+
 def check_card(card: Mapping[str, Any], expected: Mapping[str, Any], where: object) -> None:
     """Raise DataFormatError naming both values for the first expectation the card breaks."""
     for key, value in expected.items():
@@ -217,14 +239,7 @@ def load_autoencoder(
     Passing `system` (a name or a spec) refuses a model trained on another system; a
     spec also has to match the model's channels.
     """
-    expected: dict[str, Any] = {"kind": "autoencoder"}
-    if system is not None:
-        expected["system"] = system.name if isinstance(system, SystemSpec) else system
-    state, card = load_state_dict(path, expected)
-    _, card_path = model_paths(path)
-    missing = [key for key in _AUTOENCODER_KEYS if key not in card]
-    if missing:
-        raise DataFormatError(card_path, f"autoencoder card lacks {', '.join(missing)}")
+    state, card, card_path = load_model_of_kind(path, "autoencoder", _AUTOENCODER_KEYS, system)
     try:
         config = AutoencoderConfig.from_dict(card["config"])
         preprocessing = Preprocessing.from_dict(card["preprocessing"])

@@ -42,8 +42,7 @@ from engine.errors import DataFormatError, LatentsimError, ParameterError
 from engine.model_files import (
     check_card,
     check_tensors,
-    load_state_dict,
-    model_paths,
+    load_model_of_kind,
     save_model,
 )
 from engine.preprocessing import Preprocessing
@@ -269,14 +268,7 @@ def load_emulator(
     label layout the model was trained with. `autoencoder` (an autoencoder card) refuses a
     latent emulator trained on other latents (see `check_autoencoder_pair`).
     """
-    expected: dict[str, Any] = {"kind": CARD_KIND}
-    if system is not None:
-        expected["system"] = system.name if isinstance(system, SystemSpec) else system
-    state, card = load_state_dict(path, expected)
-    _, card_path = model_paths(path)
-    missing = [key for key in _CARD_KEYS if key not in card]
-    if missing:
-        raise DataFormatError(card_path, f"emulator card lacks {', '.join(missing)}")
+    state, card, card_path = load_model_of_kind(path, CARD_KIND, _CARD_KEYS, system)
     try:
         config = BackboneConfig.from_dict(card["backbone"])
         labels = LabelSpec.from_dict(card["label"])
