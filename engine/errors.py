@@ -7,6 +7,7 @@ accepted, so the CLI can print it verbatim and exit non-zero.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from typing import Any
 
 
@@ -44,6 +45,14 @@ class ParameterError(LatentsimError, ValueError):
     def __init__(self, name: str, value: object, valid: str):
         self.name, self.value, self.valid = name, value, valid
         super().__init__(f"{name}={value!r} is invalid; valid: {valid}")
+
+
+def reject_unknown_fields(config_class: type, data: Mapping[str, Any], what: str) -> None:
+    """Configs rebuilt from JSON refuse keys their dataclass lacks instead of dropping them."""
+    known = {f.name for f in fields(config_class)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ParameterError(f"{what} key", unknown[0], f"one of {', '.join(sorted(known))}")
 
 
 class SolverDivergedError(LatentsimError, FloatingPointError):

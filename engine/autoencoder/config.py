@@ -8,10 +8,10 @@ bools and tuples of them) and validated on construction.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.errors import ParameterError, UnknownNameError
+from engine.errors import ParameterError, UnknownNameError, reject_unknown_fields
 
 # Width per level and residual blocks per level. Both presets have five levels, so a
 # x16 spatial factor: the one that makes the paper's ladders reachable on 64-pixel
@@ -78,10 +78,7 @@ class AutoencoderConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AutoencoderConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ParameterError("autoencoder config key", unknown[0], f"one of {sorted(names)}")
+        reject_unknown_fields(cls, data, "autoencoder config")
         values = dict(data)
         if "widths" in values:
             values["widths"] = tuple(values["widths"])

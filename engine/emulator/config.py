@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from engine.errors import ParameterError, UnknownNameError
+from engine.errors import ParameterError, UnknownNameError, reject_unknown_fields
 
 # How positions enter the network (engine/emulator/backbone.py says why):
 # - "rope": rotary embedding over (t, x, y) with fixed axial frequencies;
@@ -88,10 +88,7 @@ class BackboneConfig:
         """Inverse of `to_dict`; unknown or missing keys are errors, not silently dropped."""
         if not isinstance(data, Mapping):
             raise ParameterError("backbone config", data, "a mapping of field names to values")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ParameterError("backbone config key", unknown[0], f"one of {sorted(names)}")
+        reject_unknown_fields(cls, data, "backbone config")
         try:
             return cls(**data)
         except TypeError as err:  # a required key is missing

@@ -9,10 +9,10 @@ which device) may change between sessions.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.errors import ParameterError
+from engine.errors import ParameterError, reject_unknown_fields
 
 TRAJECTORY_FIELDS = (
     "steps",
@@ -105,10 +105,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of `to_dict`; unknown keys are an error rather than silently dropped."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ParameterError("config key", unknown[0], f"one of {', '.join(sorted(known))}")
+        reject_unknown_fields(cls, data, "config")
         if "steps" not in data:
             raise ParameterError("config", data, "a mapping with at least 'steps'")
         return cls(**data)
