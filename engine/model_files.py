@@ -42,6 +42,9 @@ WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _AUTOENCODER_KEYS = ("rate", "grid", "latent_shape", "config", "preprocessing")
+# How floating-point weights may be stored. Half precision halves the shipped assets; the
+# loaders always hand float32 tensors to the model, so storage never changes the compute.
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -56,12 +59,18 @@ def save_model(
     name: str,
     module_or_state_dict: nn.Module | Mapping[str, torch.Tensor],
     card: Mapping[str, Any],
+    *,
+    storage_dtype: str = "float32",
 ) -> Path:
     """Write `<name>.safetensors` and its `<name>.json` card; return the card's path.
 
     `card` must hold at least "kind" and "system" and be JSON-serialisable; the format,
-    its version and the weights' file name, size and SHA-256 are added here.
+    its version and the weights' file name, size, SHA-256 and storage dtype are added
+    here. With `storage_dtype="float16"` floating-point tensors are rounded to half
+    precision on disk (and read back as float32).
     """
+    if storage_dtype not in STORAGE_DTYPES:
+        raise ParameterError("storage_dtype", storage_dtype, f"one of {', '.join(STORAGE_DTYPES)}")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ParameterError("model name", name, "letters, digits, '.', '_' or '-'")
     missing = [key for key in ("kind", "system") if key not in card]
@@ -75,7 +84,11 @@ def save_model(
         if isinstance(module_or_state_dict, nn.Module)
         else module_or_state_dict
     )
-    tensors = {key: value.detach().cpu().contiguous() for key, value in state.items()}
+    stored = STORAGE_DTYPES[storage_dtype]
+    tensors = {
+        key: (value.to(stored) if value.is_floating_point() else value).detach().cpu().contiguous()
+        for key, value in state.items()
+    }
     payload = save_safetensors(tensors, metadata={"format": FORMAT})
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,6 +101,7 @@ def save_model(
             "file": weights_path.name,
             "bytes": len(payload),
             "sha256": hashlib.sha256(payload).hexdigest(),
+            "dtype": storage_dtype,
         },
     }
     try:
@@ -151,7 +165,39 @@ def load_state_dict(
         tensors = load_safetensors(payload)
     except (SafetensorError, ValueError, RuntimeError) as err:
         raise DataFormatError(weights_path, f"not a valid safetensors file: {err}") from err
+    storage_dtype = card["weights"].get("dtype", "float32")
+    if storage_dtype not in STORAGE_DTYPES:
+        raise DataFormatError(
+            card_path, f"weights dtype {storage_dtype!r}; valid: {', '.join(STORAGE_DTYPES)}"
+        )
+    if storage_dtype != "float32":
+        tensors = {
+            key: value.float() if value.dtype == STORAGE_DTYPES[storage_dtype] else value
+            for key, value in tensors.items()
+        }
     return tensors, card
+
+
+def copy_model(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    storage_dtype: str = "float32",
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Copy a verified model file pair to `destination` (a stem), optionally re-stored in
+    another dtype, with `extra` card entries added; return the new card's path.
+
+    The zoo publishes its trained models this way: the copy is hashed afresh, so the
+    emulators trained afterwards are tied to the exact weights that ship.
+    """
+    tensors, card = load_state_dict(source)
+    kept = {k: v for k, v in card.items() if k not in ("format", "format_version", "weights")}
+    kept.update(extra or {})
+    destination = Path(destination)
+    return save_model(
+        destination.parent, destination.name, tensors, kept, storage_dtype=storage_dtype
+    )
 
 
 def load_model_of_kind(

@@ -9,7 +9,7 @@ L - c = 4 generated frames) by sampler, number of steps and ensemble size, and r
 - achieved FLOP/s (matrix products, counted by engine.emulator.flops) against the
   machine's matmul peak, measured in the same run with a large float32 torch.matmul;
 - the cost of latent diffusion per frame relative to the same diffusion emulator on
-  pixels (patch 8), the latent side including decoding with the system's autoencoder.
+  pixels (patch 16), the latent side including decoding with the system's autoencoder.
 
 The models are untrained (fresh initialisation): the time of a network evaluation does
 not depend on the values of its weights, only on shapes, so no model file is needed.

@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("system", metavar="SYSTEM")
     parser.add_argument("--rate", type=float, required=True, help="compression rate, e.g. 80")
-    add_training_options(parser, run_dir_default="runs/ae/SYSTEM-rRATE-CONFIG")
+    add_training_options(
+        parser, run_dir_default="runs/ae/SYSTEM-rRATE-CONFIG", presets=("small", "paper")
+    )
     parser.set_defaults(func=run)
 
 

@@ -28,11 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--autoencoder", metavar="PATH",
                         help="autoencoder model file (default assets/autoencoders/SYSTEM-aeRATE)")
     parser.add_argument("--patch", type=int,
-                        help="pixel space: patch size in pixels (default 8)")
+                        help="pixel space: patch size in pixels (default 16)")
     parser.add_argument("--frame-stride", type=int, default=1,
                         help="stored frames per emulator step, Δ (default 1)")
     add_training_options(
-        parser, run_dir_default="runs/emulators/SYSTEM-KIND-...-CONFIG"
+        parser,
+        run_dir_default="runs/emulators/SYSTEM-KIND-...-CONFIG",
+        presets=("small", "compact", "paper"),
     )
     parser.set_defaults(func=run)
 

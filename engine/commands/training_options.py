@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 
 
-def add_training_options(parser: argparse.ArgumentParser, *, run_dir_default: str) -> None:
-    """Preset, optimisation overrides, locations, resumption and device."""
-    parser.add_argument("--config", default="small", choices=("small", "paper"),
-                        help="model and optimisation preset (small)")
+def add_training_options(
+    parser: argparse.ArgumentParser, *, run_dir_default: str, presets: tuple[str, ...]
+) -> None:
+    """Preset (one of the command's `presets`), optimisation overrides, locations,
+    resumption and device."""
+    parser.add_argument("--config", default="small", choices=presets,
+                        help=f"model and optimisation preset: {', '.join(presets)} (small)")
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, help="override the preset's global batch")
     parser.add_argument("--lr", type=float, help="override the preset's peak learning rate")

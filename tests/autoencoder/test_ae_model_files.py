@@ -16,6 +16,7 @@ from engine.autoencoder import Autoencoder, AutoencoderConfig, autoencoder_confi
 from engine.errors import DataFormatError, ParameterError
 from engine.model_files import (
     FORMAT_VERSION,
+    copy_model,
     load_autoencoder,
     load_model_card,
     load_state_dict,
@@ -198,3 +199,29 @@ def test_save_refuses_bad_input(tmp_path):
     with pytest.raises(ParameterError, match="rate=48"):  # 4 latent channels give 192
         save_autoencoder(tmp_path, "ok", model, prep, system="kolmogorov", grid=(64, 64), rate=48)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_half_precision_copy_loads_as_float32_within_rounding(tmp_path):
+    path, model, _ = _saved(tmp_path)
+    half = copy_model(path, tmp_path / "half" / "kolmogorov_192", storage_dtype="float16",
+                      extra={"note": "shipped"})
+    card = load_model_card(half)
+    assert card["weights"]["dtype"] == "float16" and card["note"] == "shipped"
+    assert card["weights"]["bytes"] < 0.6 * load_model_card(path)["weights"]["bytes"]
+    loaded, _, _ = load_autoencoder(half, system="kolmogorov", device="cpu")
+    for key, value in model.state_dict().items():
+        got = loaded.state_dict()[key]
+        assert got.dtype == value.dtype
+        # float16 keeps 11 significant bits: relative rounding error <= 2**-11
+        torch.testing.assert_close(got, value, rtol=2**-11, atol=1e-7)
+
+
+def test_unknown_storage_dtypes_are_refused(tmp_path):
+    path, _, _ = _saved(tmp_path)
+    with pytest.raises(ParameterError, match="storage_dtype='int8'"):
+        copy_model(path, tmp_path / "x", storage_dtype="int8")
+    card = json.loads(path.read_text())
+    card["weights"]["dtype"] = "bfloat12"
+    path.write_text(json.dumps(card))
+    with pytest.raises(DataFormatError, match="weights dtype 'bfloat12'"):
+        load_state_dict(path)

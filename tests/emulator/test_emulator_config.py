@@ -77,4 +77,4 @@ def test_preset_sizes():
         ends = (32 + 1) * w + (c + 1) * 2 * w + (w + 1) * 16
         assert _parameters_on_meta(config) == d * block + embeddings + ends
         assert abs(_parameters_on_meta(config) / expected - 1) < 0.05
-    assert set(PRESETS) == {"small", "paper"}
+    assert set(PRESETS) == {"small", "compact", "paper"}

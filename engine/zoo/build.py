@@ -1,0 +1,191 @@
+"""Build the zoo: generate data, train each planned model with the repo's own commands,
+and publish it to assets/ with a manifest entry.
+
+Every step resumes: a dataset whose metadata file exists is complete (it is written
+last); a run directory with checkpoints continues with --resume; a finished run whose
+model file matches the plan is published without retraining; a published model whose
+files still match the manifest is skipped. So `latentsim zoo train` can be stopped at
+any point and run again, across sittings or on another machine.
+
+Published weights are stored in half precision (docs/zoo.md gives the measured effect),
+and a latent emulator is trained on the *published* autoencoder, so the pair that ships
+is the pair that was trained together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.errors import DataFormatError, ParameterError
+from engine.model_files import copy_model, load_model_card, model_paths
+from engine.paths import assets_root, data_root, runs_root
+from engine.zoo.manifest import ZooEntry, load_zoo, locked_manifest, sha256_file
+from engine.zoo.plan import SEED, ZooModel, zoo_plan
+
+STORAGE_DTYPE = "float16"
+HELD_OUT = ("test trajectories use seeds 2,000,000 and up; training uses 0 and up and "
+            "validation 1,000,000 and up, so no test initial condition was seen in training")
+
+
+def select(system: str | None = None, names: Sequence[str] = ()) -> list[ZooModel]:
+    """The planned models of `system` (all systems if None), or only `names`."""
+    plan = zoo_plan()
+    known = {model.name for model in plan}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ParameterError("zoo model", unknown[0], f"one of {', '.join(sorted(known))}")
+    systems = {model.system for model in plan}
+    if system is not None and system not in systems:
+        raise ParameterError("system", system, f"one of {', '.join(sorted(systems))}")
+    return [m for m in plan
+            if (system is None or m.system == system) and (not names or m.name in names)]
+
+
+def status(model: ZooModel, assets: Path | None = None) -> str:
+    """"published", "stale" (published with other settings), "problem: ..." or "missing"."""
+    zoo = load_zoo(assets)
+    if model.name not in zoo.entries:
+        return "missing"
+    if model.name in zoo.problems:
+        return f"problem: {zoo.problems[model.name]}"
+    if list(zoo.entries[model.name].command) != model.command():
+        return "stale"
+    return "published"
+
+
+def build(
+    models: Sequence[ZooModel],
+    *,
+    data: Path | None = None,
+    runs: Path | None = None,
+    assets: Path | None = None,
+    force: bool = False,
+    log: Callable[[str], Any] = print,
+) -> None:
+    """Bring each model to "published", in plan order (autoencoders before emulators)."""
+    data = Path(data or data_root())
+    runs = Path(runs or runs_root()) / "zoo"
+    for model in models:
+        state = status(model, assets)
+        if state == "published" and not force:
+            log(f"{model.name}: published, skipped")
+            continue
+        if model.autoencoder and not load_zoo(assets).available(name=model.autoencoder):
+            raise DataFormatError(model.name, f"needs its autoencoder {model.autoencoder} "
+                                              "published first (train it with the zoo)")
+        ensure_dataset(model.system, data, log)
+        run_dir = runs / model.name
+        stem = run_dir / "model"
+        if force or not _finished(model, stem, assets):
+            train(model, run_dir, data, assets, log)
+        entry = publish(model, stem, assets)
+        log(f"{model.name}: published {entry.asset}")
+
+
+def ensure_dataset(system: str, data: Path, log: Callable[[str], Any]) -> None:
+    """Generate the system's default dataset unless complete (resumes a partial one)."""
+    if (data / system / f"{system}.yaml").exists():
+        return
+    log(f"{system}: generating the default dataset in {data}")
+    _run_command(["generate", system, "--out", str(data), "--quiet"])
+
+
+def train(model: ZooModel, run_dir: Path, data: Path, assets: Path | None,
+          log: Callable[[str], Any]) -> None:
+    """Run the model's training command, resuming from its checkpoints if any."""
+    argv = model.command()
+    if model.autoencoder:  # the published autoencoder under `assets`
+        where = argv.index("--autoencoder") + 1
+        argv[where] = str(_asset_root(assets) / model.autoencoder_asset)
+    argv += ["--data", str(data), "--run-dir", str(run_dir),
+             "--output", str(run_dir / "model"), "--quiet"]
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        argv.append("--resume")
+    log(f"{model.name}: latentsim {' '.join(argv)}")
+    _run_command(argv)
+
+
+def publish(
+    model: ZooModel, source: str | os.PathLike[str], assets: Path | None = None
+) -> ZooEntry:
+    """Copy a trained model into assets/ (half precision) and record it in the manifest.
+
+    The source card must record the plan's settings, and a latent emulator must have
+    been trained on the published autoencoder; anything else is refused.
+    """
+    card = load_model_card(source)
+    check_settings(model, card, model_paths(source)[1])
+    root = _asset_root(assets)
+    if model.autoencoder:
+        autoencoder = load_zoo(root).get(model.autoencoder)
+        recorded = (card.get("autoencoder") or {}).get("sha256")
+        if recorded != autoencoder.weights_sha256:
+            raise DataFormatError(model_paths(source)[1], (
+                f"trained on autoencoder weights {str(recorded)[:12]}..., not the published "
+                f"{model.autoencoder} ({autoencoder.weights_sha256[:12]}...)"))
+    extra = {"zoo": {"name": model.name, "description": model.description(),
+                     "command": ["latentsim", *model.command()], "held_out": HELD_OUT}}
+    copy_model(source, root / model.asset, storage_dtype=STORAGE_DTYPE, extra=extra)
+    weights, card_file = model_paths(root / model.asset)
+    entry = ZooEntry(
+        name=model.name, kind=model.kind, system=model.system, method=model.method,
+        space=model.space, rate=model.rate, autoencoder=model.autoencoder, asset=model.asset,
+        weights_sha256=sha256_file(weights), card_sha256=sha256_file(card_file),
+        command=tuple(model.command()), description=model.description(),
+        path=root / model.asset,
+    )
+    with locked_manifest(root) as manifest:
+        manifest[model.name] = entry.record()
+    return entry
+
+
+def check_settings(model: ZooModel, card: dict[str, Any], where: object) -> None:
+    """DataFormatError unless the card was trained with the plan's settings."""
+    training = card.get("training") or {}
+    config = training.get("train_config") or {}
+    found = {"preset": training.get("preset"), "steps": config.get("steps"),
+             "batch_size": config.get("batch_size"), "lr": config.get("lr"),
+             "seed": config.get("seed")}
+    wanted = {**{key: model.settings[key] for key in ("preset", "steps", "batch_size", "lr")},
+              "seed": SEED}
+    differ = [f"{key}={found[key]!r} (plan: {wanted[key]!r})"
+              for key in wanted if found[key] != wanted[key]]
+    if card.get("kind") != model.kind or card.get("system") != model.system:
+        differ.insert(0, f"a {card.get('system')} {card.get('kind')}")
+    if differ:
+        raise DataFormatError(where, f"not trained as zoo model {model.name}: {'; '.join(differ)}")
+
+
+def _finished(model: ZooModel, stem: Path, assets: Path | None) -> bool:
+    """A finished run whose model can be published as is."""
+    if not model_paths(stem)[1].exists():
+        return False
+    try:
+        card = load_model_card(stem)
+        check_settings(model, card, stem)
+    except DataFormatError:
+        return False
+    if model.autoencoder:  # trained on the autoencoder that is published now?
+        recorded = (card.get("autoencoder") or {}).get("sha256")
+        zoo = load_zoo(assets)
+        usable = model.autoencoder in zoo.entries and model.autoencoder not in zoo.problems
+        return usable and zoo.entries[model.autoencoder].weights_sha256 == recorded
+    return True
+
+
+def _asset_root(assets: Path | None) -> Path:
+    return Path(assets if assets is not None else assets_root()).resolve()
+
+
+def _run_command(argv: list[str]) -> None:
+    """Run a `latentsim` subcommand in this process (errors propagate)."""
+    from engine.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    code = args.func(args)
+    if code:
+        raise DataFormatError(" ".join(argv), f"exited with status {code}")
+
