@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     emulator.add_argument("--members", nargs="+", type=int, default=[1, 4, 16])
     emulator.add_argument("--steps", nargs="+", type=int, default=[8, 16])
     emulator.add_argument("--samplers", nargs="+", default=["ab", "euler", "heun"])
+    emulator.add_argument("--preset", default="compact", choices=("small", "compact", "paper"),
+                          help="backbone preset (compact: the shipped zoo's)")
     emulator.add_argument("--repeats", type=int, default=3)
     emulator.add_argument("--threads", type=int, default=None,
                           help="torch threads (default: torch's choice)")
@@ -132,6 +134,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         steps=args.steps,
         members=args.members,
         repeats=_positive("repeats", args.repeats),
+        preset=args.preset,
     )
     _emit(result, args.output)
     return 0
