@@ -79,8 +79,9 @@ def test_bench_emulator_reports_costs_per_frame():
     assert (compared["sampler"], compared["steps"], compared["members"]) == ("ab", 2, 2)
     assert compared["latent"] == {k: v for k, v in entry["diffusion"][2].items()
                                   if k not in ("sampler", "steps")}
-    assert compared["patch"] == 8 and compared["pixel_tokens_per_window"] == 5 * 8 * 8
-    pixel_flops = linear_and_attention_flops("diffusion", 8, 3, (64, 64))
+    # The paper's 16-pixel patches: as many tokens per frame as the x16 latent grid.
+    assert compared["patch"] == 16 and compared["pixel_tokens_per_window"] == 5 * 4 * 4
+    pixel_flops = linear_and_attention_flops("diffusion", 16, 3, (64, 64))
     assert compared["pixel"]["gflop_per_member_frame"] == pytest.approx(
         pixel_flops * 2 / 4 / 1e9, rel=1e-9)
     assert compared["decode_seconds_per_frame"] > 0 and compared["decode_gflop_per_frame"] > 0
@@ -92,7 +93,7 @@ def test_bench_emulator_reports_costs_per_frame():
 
 
 def test_cli_bench_emulator_writes_json(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(PRESETS, "small", TINY)
+    monkeypatch.setitem(PRESETS, "compact", TINY)
     monkeypatch.setattr(bench, "MATMUL_SIZE", 128)
     out = tmp_path / "bench.json"
     code = main(["bench", "emulator", "--members", "1", "--steps", "2", "--samplers", "euler",
