@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "engine.commands.train_ae",
     "engine.commands.train_emulator",
     "engine.commands.evaluate_ae",
+    "engine.commands.evaluate",
     "engine.commands.encode",
     "engine.commands.zoo",
 )

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import xarray
 from torch import Tensor, nn
 
 from engine.autoencoder.ladder import ladder
@@ -47,6 +46,11 @@ from engine.emulator.labels import LabelSpec, condition_labels
 from engine.emulator.models import EMULATORS, build_emulator, save_emulator
 from engine.emulator.windows import WindowSource, emulator_loss
 from engine.errors import DataFormatError, ParameterError
+from engine.evaluation.testset import (
+    load_test_trajectories,
+    rollout_horizon,
+    trajectory_conditions,
+)
 from engine.latents import LatentArrays, encode_dataset, load_latents
 from engine.metrics import vrmse
 from engine.model_files import load_autoencoder, load_model_card, model_paths
@@ -118,32 +122,6 @@ class ModelSpace:
 def default_autoencoder_path(system_name: str, rate: float) -> Path:
     """Where `latentsim train-ae --output` puts the shipped autoencoders."""
     return assets_root() / "autoencoders" / f"{system_name}-ae{rate:g}"
-
-
-def trajectory_conditions(
-    labels: LabelSpec,
-    parameters: Mapping[str, np.ndarray],
-    choices: Mapping[str, np.ndarray],
-    count: int,
-    where: object,
-) -> list[dict[str, Any]]:
-    """Per-trajectory conditions (only what the label uses) from a split's recorded values.
-
-    A dataset that lacks a conditioning value is refused rather than given defaults: the
-    emulator would otherwise learn that every trajectory had the default value.
-    """
-    recorded = {**parameters, **choices}
-    names = [p.name for p in labels.parameters] + [c.name for c in labels.choices]
-    missing = [name for name in names if name not in recorded]
-    if missing:
-        raise DataFormatError(
-            where, f"no recorded {', '.join(missing)} (has {', '.join(sorted(recorded))})"
-        )
-    return [
-        {p.name: float(parameters[p.name][i]) for p in labels.parameters}
-        | {c.name: str(choices[c.name][i]) for c in labels.choices}
-        for i in range(count)
-    ]
 
 
 def _labels(
@@ -246,33 +224,24 @@ def score_test_rollouts(
     trajectories (and fields for the *_by_lead lists); persistence (repeating the last
     context frame) is scored the same way, as the bar a useful emulator clears.
     """
-    arrays = load_array(dataset, "test")
-    spec, stride, context = pipeline.spec, pipeline.frame_stride, settings.context
-    frames = arrays.fields.shape[1]
-    horizon = min(settings.horizon, (frames - 1) // stride - (context - 1))
-    if horizon < 1:
-        raise DataFormatError(
-            dataset, f"test trajectories of {frames} frames leave nothing to predict after "
-            f"{context} context frame(s) at stride {stride}",
-        )
+    test = load_test_trajectories(dataset, settings.trajectories)
+    stride, context = pipeline.frame_stride, settings.context
+    horizon = rollout_horizon(test.frames, stride, context, settings.horizon, dataset)
     config = RolloutConfig(
         members=settings.members if pipeline.kind == "diffusion" else 1, context=context,
         horizon=horizon, sampler=settings.sampler, steps=settings.steps,
         sampler_options={"order": settings.order}, seed=settings.seed,
     )
-    picks = even_subset(len(arrays.fields), min(settings.trajectories, len(arrays.fields)))
-    conditions = trajectory_conditions(
-        pipeline.label_spec, arrays.parameters, arrays.choices, len(arrays.fields), dataset
-    )
+    conditions = test.conditions(pipeline.label_spec)
     scores, persistence, seconds = [], [], []
-    for index in picks.tolist():
-        truth = _truth(spec, arrays, index)
+    for pick in range(len(test)):
+        truth = test.truth(pick)
         start = truth.isel(time=slice(0, context * stride, stride))
-        prediction = rollout(pipeline, start, conditions[index], config)
+        prediction = rollout(pipeline, start, conditions[pick], config)
         scores.append(score_rollout(prediction, truth))
         seconds.append(prediction.attrs["elapsed_s"] / horizon)
-        target = torch.from_numpy(arrays.fields[index, prediction["frame"].values])
-        last = torch.from_numpy(arrays.fields[index, (context - 1) * stride])
+        target = torch.from_numpy(test.fields[pick, prediction["frame"].values])
+        last = torch.from_numpy(test.fields[pick, (context - 1) * stride])
         persistence.append(vrmse(last.expand_as(target), target).mean(dim=1))  # (lead,)
     vrmse_all = np.stack([s["vrmse"].values for s in scores])  # (n, field, lead)
     ssr_all = np.stack([s["ssr"].values for s in scores])
@@ -280,15 +249,16 @@ def score_test_rollouts(
     ensemble = config.members > 1
     return {
         "split": "test",
-        "trajectories": len(picks),
-        "seeds": [int(arrays.seeds[i]) for i in picks] if arrays.seeds is not None else None,
+        "trajectories": len(test),
+        "seeds": test.seed_list(),
         "rollout": {**asdict(settings), "members": config.members, "horizon": horizon,
                     "frame_stride": stride},
         "lead": lead.tolist(),
         "lead_time": scores[0]["time"].values.tolist(),
         "vrmse_by_lead": vrmse_all.mean(axis=(0, 1)).tolist(),
         "vrmse_by_field": {
-            name: vrmse_all[:, i].mean(axis=0).tolist() for i, name in enumerate(spec.channel_names)
+            name: vrmse_all[:, i].mean(axis=0).tolist()
+            for i, name in enumerate(pipeline.spec.channel_names)
         },
         "vrmse_mean": float(vrmse_all.mean()),
         # One member has zero spread by construction: no ratio to report.
@@ -297,15 +267,6 @@ def score_test_rollouts(
         "persistence_vrmse_by_lead": torch.stack(persistence).mean(dim=0).tolist(),
         "seconds_per_frame": float(np.mean(seconds)),
     }
-
-
-def _truth(spec: SystemSpec, arrays: WellArrays, index: int) -> xarray.Dataset:
-    """One stored trajectory as the (time, x, y) Dataset score_rollout aligns on `frame`."""
-    fields = arrays.fields[index]
-    return xarray.Dataset(
-        {name: (("time", "x", "y"), fields[:, c]) for c, name in enumerate(spec.channel_names)},
-        coords={"frame": ("time", np.arange(len(fields)))},
-    )
 
 
 def _resolve_patch(

@@ -257,7 +257,7 @@ def test_an_autoencoder_of_another_rate_or_system_is_refused(data_root, autoenco
         ({"rate": None}, r"rate=None.*48, 192, 768"),
         ({"space": "pixel"}, r"rate / autoencoder.*neither"),
         ({"space": "pixel", "rate": None, "patch": 24}, r"patch=24.*\(64, 64\)"),
-        ({"preset": "huge"}, r"preset='huge'.*small, paper"),
+        ({"preset": "huge"}, r"preset='huge'.*small, compact, paper"),
     ],
 )
 def test_bad_input_names_the_value_and_the_valid_ones(data_root, tmp_path, options, message):

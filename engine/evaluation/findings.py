@@ -1,0 +1,290 @@
+"""The paper's four findings, checked against measured numbers (results.json's `systems`).
+
+Each finding is a list of checks per system; a check is PASS or MISSED on the numbers, or
+NOT EVALUATED when a model it needs is missing (not trained, unusable or not selected).
+A system's verdict, and the finding's over all systems, is MISSED if any check missed,
+else NOT EVALUATED if any check lacked a model, else PASS: a missing model never passes.
+
+A diverged model's undefined scores count as infinitely bad: it cannot be the better of
+two models, nor calibrated, nor robust to compression.
+
+Thresholds are fixed here, before any result is seen, and are the paper's claims made
+precise; they are not tuned to the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.evaluation.paper import PAPER
+
+PASS, MISSED, NOT_EVALUATED = "PASS", "MISSED", "NOT EVALUATED"
+ROBUSTNESS = 0.25  # finding 1: every rate within ±25 % of the mean over the rates
+FLOOR_GROWTH = 2.0  # finding 1: AE error at the highest rate >= 2x that at the lowest
+SSR_RANGE = (0.6, 1.5)  # finding 4
+
+TITLES = {
+    1: "Compression costs little",
+    2: "Diffusion beats the deterministic solver",
+    3: "Latent beats pixel space",
+    4: "Diffusion ensembles are calibrated",
+}
+DEFINITIONS = {
+    1: (f"At the long bucket, latent-diffusion VRMSE at each of the system's rates lies within "
+        f"±{ROBUSTNESS:.0%} of its mean over the rates (max |v_r / mean − 1| <= {ROBUSTNESS}), "
+        f"while the autoencoder reconstruction VRMSE on the same frames grows at least "
+        f"{FLOOR_GROWTH:g}x from the lowest to the highest rate."),
+    2: "At the long bucket, latent-diffusion VRMSE < latent-deterministic VRMSE, at every rate.",
+    3: ("At the long bucket, latent-diffusion VRMSE at every rate < the pixel-space "
+        "deterministic emulator's VRMSE."),
+    4: (f"Every diffusion emulator's spread-skill ratio, averaged over trajectories, fields "
+        f"and all leads of the rollout, lies in [{SSR_RANGE[0]}, {SSR_RANGE[1]}]."),
+}
+
+
+@dataclass
+class Check:
+    """One comparison: what was compared (with its numbers), its verdict, and the models
+    it lacked (for NOT EVALUATED)."""
+
+    what: str
+    verdict: str
+    missing: list[str] = field(default_factory=list)
+    has_numbers: bool = True  # `what` shows at least one measured number
+
+
+@dataclass
+class SystemFinding:
+    verdict: str
+    measured: str
+    paper: str
+    checks: list[Check]
+
+    @property
+    def missing(self) -> list[str]:
+        return sorted({name for check in self.checks for name in check.missing})
+
+
+@dataclass
+class Finding:
+    number: int
+    title: str
+    definition: str
+    verdict: str
+    systems: dict[str, SystemFinding]
+
+    @property
+    def missing(self) -> list[str]:
+        return sorted({n for s in self.systems.values() for n in s.missing})
+
+    @property
+    def statement(self) -> str:
+        """"PASS", "MISSED" or "not evaluated (missing: ...)"."""
+        if self.verdict == NOT_EVALUATED:
+            return f"not evaluated (missing: {', '.join(self.missing) or 'no system'})"
+        return self.verdict
+
+    def record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["statement"] = self.statement
+        data["missing"] = self.missing
+        return data
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    verdicts = list(verdicts)
+    if MISSED in verdicts:
+        return MISSED
+    if NOT_EVALUATED in verdicts or not verdicts:
+        return NOT_EVALUATED
+    return PASS
+
+
+# -- reading results ---------------------------------------------------------------------
+@dataclass
+class Lookup:
+    """A model's number, or why there is none (`missing` names the model)."""
+
+    value: float | None = None
+    missing: str | None = None
+
+
+def find_model(system: Mapping[str, Any], kind: str, method: str | None, space: str | None,
+          rate: int | None) -> tuple[str, Mapping[str, Any] | None]:
+    """(name, record) of the evaluated model in this role, or (name, None) if it is
+    listed as missing, or ("", None) if the role is not part of the plan at all."""
+    group = system["models"] if kind == "emulator" else system["autoencoders"]
+    for name, record in group.items():
+        if kind == "autoencoder" and record.get("rate") == rate:
+            return name, record
+        if kind == "emulator" and (record["method"], record["space"], record["rate"]) == (
+                method, space, rate):
+            return name, record
+    for name, role in system.get("missing", {}).items():
+        if (role["kind"], role["method"], role["space"], role["rate"]) == (
+                kind, method, space, rate):
+            return name, None
+    return "", None
+
+
+def long_vrmse(system: Mapping[str, Any], kind: str, method: str | None = None,
+               space: str | None = None, rate: int | None = None) -> Lookup:
+    """Long-bucket VRMSE (mean over fields) of a role; inf when it diverged before."""
+    name, record = find_model(system, kind, method, space, rate)
+    if record is None:
+        return Lookup(missing=name or f"{kind} {method} {space} {rate} (not planned)")
+    vrmse = record["buckets"]["long"]["vrmse"]
+    return Lookup(value=math.inf if vrmse is None else vrmse["mean"])
+
+
+def _f(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "diverged" if math.isinf(value) else f"{value:.3f}"
+
+
+def _compare(what: str, better: Lookup, worse: Lookup) -> Check:
+    """PASS when `better` < `worse` (both measured)."""
+    numbers = f"{what}: {_f(better.value)} vs {_f(worse.value)}"
+    missing = [x.missing for x in (better, worse) if x.missing]
+    if missing:
+        return Check(numbers, NOT_EVALUATED, missing, has_numbers=len(missing) < 2)
+    ok = better.value < worse.value and not math.isinf(better.value)
+    return Check(numbers, PASS if ok else MISSED)
+
+
+def _system_finding(checks: list[Check], measured: str, paper: str) -> SystemFinding:
+    return SystemFinding(combine(c.verdict for c in checks), measured, paper, checks)
+
+
+def _paper_values(values: Sequence[float] | None) -> str:
+    return " / ".join(f"{v:.3f}" for v in values) if values else "—"
+
+
+# -- the findings ----------------------------------------------------------------------------
+def compression_robustness(name: str, system: Mapping[str, Any]) -> SystemFinding:
+    rates = system["rates"]
+    ladder = "/".join(f"x{r}" for r in rates)
+    diffusion = [long_vrmse(system, "emulator", "diffusion", "latent", r) for r in rates]
+    floors = [long_vrmse(system, "autoencoder", rate=r) for r in rates]
+    checks, measured = [], []
+    too_few = [f"{name}: fewer than two rates"] if len(rates) < 2 else []
+    missing = [x.missing for x in diffusion if x.missing] + too_few
+    measured.append(f"diffusion {ladder}: {' / '.join(_f(x.value) for x in diffusion)}")
+    if missing:
+        checks.append(Check("latent diffusion at every rate", NOT_EVALUATED, missing))
+    else:
+        deviation = max_deviation([x.value for x in diffusion])
+        checks.append(Check(f"max deviation from the mean {deviation:.1%}",
+                            PASS if deviation <= ROBUSTNESS else MISSED))
+        measured[-1] += f" (max deviation {deviation:.1%})"
+    missing = [x.missing for x in floors if x.missing] + too_few
+    measured.append(f"AE floor {' / '.join(_f(x.value) for x in floors)}")
+    if missing:
+        checks.append(Check("autoencoder floor at every rate", NOT_EVALUATED, missing))
+    else:
+        growth = floors[-1].value / floors[0].value if floors[0].value > 0 else math.inf
+        checks.append(Check(f"AE floor grows {growth:.2f}x",
+                            PASS if growth >= FLOOR_GROWTH else MISSED))
+        measured[-1] += f" ({growth:.2f}x)"
+    paper = PAPER.get(name)
+    paper_text = "—"
+    if paper:
+        ae = paper.autoencoder
+        paper_text = (f"{paper.dataset}: diffusion {_paper_values(paper.long('diffusion'))} "
+                      f"(max deviation {max_deviation(paper.long('diffusion')):.1%}); AE "
+                      f"{_paper_values(ae)} ({ae[-1] / ae[0]:.2f}x, short bucket)")
+    return _system_finding(checks, "; ".join(measured), paper_text)
+
+
+def max_deviation(values: Sequence[float]) -> float:
+    """max |v / mean(v) − 1|; inf if any value is (a diverged model's) inf."""
+    array = np.asarray(values, dtype=float)
+    if not np.isfinite(array).all():
+        return math.inf
+    return float(np.abs(array / array.mean() - 1).max())
+
+
+def diffusion_beats_deterministic(name: str, system: Mapping[str, Any]) -> SystemFinding:
+    checks = [
+        _compare(f"x{rate}", long_vrmse(system, "emulator", "diffusion", "latent", rate),
+                 long_vrmse(system, "emulator", "deterministic", "latent", rate))
+        for rate in system["rates"]
+    ]
+    paper = PAPER.get(name)
+    paper_text = (f"{paper.dataset}: diffusion {_paper_values(paper.long('diffusion'))} vs "
+                  f"deterministic {_paper_values(paper.long('deterministic'))}"
+                  ) if paper else "—"
+    return _system_finding(checks, _measured(checks), paper_text)
+
+
+def latent_beats_pixel(name: str, system: Mapping[str, Any]) -> SystemFinding:
+    pixel = long_vrmse(system, "emulator", "deterministic", "pixel", None)
+    checks = [
+        _compare(f"x{rate}", long_vrmse(system, "emulator", "diffusion", "latent", rate), pixel)
+        for rate in system["rates"]
+    ]
+    paper = PAPER.get(name)
+    paper_text = "—"
+    if paper and paper.pixel is not None:
+        paper_text = (f"{paper.dataset}: diffusion {_paper_values(paper.long('diffusion'))} "
+                      f"vs pixel {paper.pixel[-1]:.3f}")
+    elif paper:
+        paper_text = f"{paper.dataset}: no pixel baseline in the paper"
+    return _system_finding(checks, _measured(checks), paper_text)
+
+
+def calibration(name: str, system: Mapping[str, Any]) -> SystemFinding:
+    low, high = SSR_RANGE
+    roles = [(n, r, r) for n, r in system["models"].items() if r["method"] == "diffusion"]
+    roles += [(n, None, r) for n, r in system.get("missing", {}).items()
+              if r["kind"] == "emulator" and r["method"] == "diffusion"]
+    checks = []
+    # latent rates lowest first, then pixel space
+    for model, record, _ in sorted(roles, key=lambda item: (item[2]["rate"] is None,
+                                                            item[2]["rate"] or 0)):
+        if record is None:
+            checks.append(Check(model, NOT_EVALUATED, [model], has_numbers=False))
+            continue
+        ssr = record.get("ssr_rollout")
+        label = _label(record)
+        if ssr is None:
+            checks.append(Check(f"{label}: no spread-skill ratio ({record['status']})", MISSED))
+        else:
+            verdict = PASS if low <= ssr <= high else MISSED
+            checks.append(Check(f"{label}: {ssr:.2f}", verdict))
+    if not checks:
+        checks.append(Check("diffusion emulators", NOT_EVALUATED, [f"{name}: none planned"],
+                            has_numbers=False))
+    return _system_finding(checks, _measured(checks),
+                           "not tabulated in paper.md (1 = calibrated, < 1 under-dispersed)")
+
+
+def _label(record: Mapping[str, Any]) -> str:
+    return f"x{record['rate']}" if record["space"] == "latent" else "pixel"
+
+
+def _measured(checks: Sequence[Check]) -> str:
+    """The checks' numbers, leaving out those with no number at all."""
+    parts = [c.what for c in checks if c.has_numbers]
+    return "; ".join(parts) or "—"
+
+
+CHECKS = {1: compression_robustness, 2: diffusion_beats_deterministic, 3: latent_beats_pixel,
+          4: calibration}
+
+
+def check_findings(systems: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
+    """The four findings over every system in `systems` (results.json's `systems`)."""
+    findings = []
+    for number, check in CHECKS.items():
+        per_system = {name: check(name, system) for name, system in systems.items()}
+        findings.append(Finding(number, TITLES[number], DEFINITIONS[number],
+                                combine(s.verdict for s in per_system.values()), per_system))
+    return findings
+

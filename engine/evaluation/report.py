@@ -1,0 +1,266 @@
+"""results.json and the Markdown report (the paper's table layout, then the details).
+
+The JSON holds everything measured (per field, per bucket, per lead, card checks); the
+Markdown is what a reader compares with the paper: per system one table with a row per
+method, a column per lead bucket and the rates side by side in each cell ("a / b / c"),
+as in paper.md section 9, followed by the paper's own table and the details.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.data.atomic import atomic_open
+from engine.evaluation.findings import Finding, find_model
+from engine.evaluation.paper import PAPER, PaperTable
+
+FORMAT = "latentsim-evaluation"
+FORMAT_VERSION = 1
+METRIC_CONVENTIONS = (
+    "VRMSE = RMSE of the ensemble mean / spatial standard deviation of the truth "
+    "(population variance, eps 1e-6), per trajectory, field and frame, in physical units; "
+    "then averaged over trajectories, the bucket's leads and the fields. Spread-skill ratio "
+    "= (spread + 1e-3) / (RMSE + 1e-3) with the finite-ensemble spread, averaged the same "
+    "way. Fair CRPS per field in the field's units. Spectral errors: RMS relative error of "
+    "the isotropic power spectrum (members averaged) in log2-spaced low / mid / high bands "
+    "(engine.metrics)."
+)
+# Rows of the paper-layout table: label, space, method.
+ROWS = (("diffusion", "latent", "diffusion"),
+        ("deterministic", "latent", "deterministic"),
+        ("pixel deterministic", "pixel", "deterministic"),
+        ("pixel diffusion", "pixel", "diffusion"))
+
+
+def document(run: Mapping[str, Any], settings: Mapping[str, Any],
+             systems: Mapping[str, Any], findings: Sequence[Finding]) -> dict[str, Any]:
+    """The whole of results.json."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "run": dict(run),
+        "settings": dict(settings),
+        "metric_conventions": METRIC_CONVENTIONS,
+        "systems": dict(systems),
+        "findings": [finding.record() for finding in findings],
+    }
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats become None (JSON has no NaN); tuples become lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(data: Mapping[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path) as handle:
+        handle.write(json.dumps(json_safe(data), indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def write_markdown(text: str, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path) as handle:
+        handle.write(text)
+    return path
+
+
+# -- formatting ----------------------------------------------------------------------------
+def _f(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _score(record: Mapping[str, Any] | None, bucket: str, score: str = "vrmse") -> str:
+    """A bucket's mean over fields; "div." where a diverged rollout left it undefined."""
+    if record is None:
+        return "—"
+    value = record["buckets"][bucket].get(score)
+    if value is None:
+        return "div." if record.get("status") == "diverged" else "—"
+    return _f(value["mean"])
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+# -- the per-system tables --------------------------------------------------------------
+def paper_layout(name: str, system: Mapping[str, Any]) -> list[str]:
+    """Method rows x bucket columns; latent cells list the rates lowest first."""
+    buckets = [b["name"] for b in system["buckets"]]
+    rates = system["rates"]
+    header = [name, "CR", *(f"{b['leads'][0]}–{b['leads'][1]}" for b in system["buckets"])]
+    rows = []
+    for label, space, method in ROWS:
+        if space == "latent":
+            found = [find_model(system, "emulator", method, space, r) for r in rates]
+            if not any(model for model, _ in found):
+                continue
+            cells = [" / ".join(_score(record, b) for _, record in found) for b in buckets]
+            rows.append([label, " / ".join(map(str, rates)), *cells])
+        else:
+            model, record = find_model(system, "emulator", method, space, None)
+            if model:
+                rows.append([label, "—", *(_score(record, b) for b in buckets)])
+    floors = [find_model(system, "autoencoder", None, None, r)[1] for r in rates]
+    rows.append(["autoencoder floor", " / ".join(map(str, rates)),
+                 *(" / ".join(_score(f, b) for f in floors) for b in buckets)])
+    rows.append(["persistence", "—", *(_score(system["persistence"], b) for b in buckets)])
+    return _table(header, rows)
+
+
+def paper_table(table: PaperTable) -> list[str]:
+    rates = " / ".join(map(str, table.rates))
+    rows = [[method, rates, *(_joined(bucket) for bucket in getattr(table, method))]
+            for method in ("diffusion", "deterministic")]
+    if table.pixel is not None:
+        rows.append(["pixel deterministic", "—", *(f"{v:.3f}" for v in table.pixel)])
+    rows.append(["autoencoder floor", rates, _joined(table.autoencoder), "", ""])
+    return _table([f"paper: {table.dataset}", "CR", *table.buckets], rows)
+
+
+def _joined_ints(values: Sequence[int]) -> str:
+    return ", ".join(map(str, values))
+
+
+def _joined(values: Sequence[float]) -> str:
+    return " / ".join(f"{v:.3f}" for v in values)
+
+
+def _card(check: Mapping[str, Any] | None) -> str:
+    if not check:
+        return "not run"
+    compared = check.get("compared", {}).get("vrmse_mean")
+    if compared is None:
+        return check["status"]
+    mark = "reproduced" if check["status"] == "reproduced" else "DIFFERS"
+    return (f"{compared['card']:.3f} → {compared['remeasured']:.3f} "
+            f"({compared['relative_difference']:+.1%}, {mark})")
+
+
+def _spectral(record: Mapping[str, Any]) -> str:
+    return " / ".join(_score(record, "long", f"spectral_{band}") for band in ("low", "mid", "high"))
+
+
+def details(system: Mapping[str, Any]) -> list[str]:
+    """Per model: every bucket, calibration, CRPS, spectra at the long bucket, cost, card."""
+    header = ["model", "members", "VRMSE short / mid / long", "SSR (rollout)",
+              "fair CRPS, long", "spectral error low / mid / high, long", "s / frame",
+              "card VRMSE: card → re-measured"]
+    rows = []
+    buckets = [b["name"] for b in system["buckets"]]
+    for name, record in system["models"].items():
+        rows.append([
+            f"`{name}`", str(record["members"]),
+            " / ".join(_score(record, b) for b in buckets),
+            _f(record.get("ssr_rollout"), 2), _score(record, "long", "crps_fair"),
+            _spectral(record), _f(record["seconds_per_frame"], 3),
+            _card(record.get("card_check")),
+        ])
+    for name, record in system["autoencoders"].items():
+        rows.append([f"`{name}` (reconstruction)", "—",
+                     " / ".join(_score(record, b) for b in buckets), "—", "—",
+                     _spectral(record), "—", "—"])
+    return _table(header, rows)
+
+
+def _divergences(system: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for name, record in system["models"].items():
+        for d in record.get("divergences", []):
+            lines.append(f"- `{name}` diverged on test trajectory {d['trajectory']} "
+                         f"(seed {d['seed']}): member {d['member']} non-finite at lead "
+                         f"{d['lead']} in {', '.join(d['fields'])}")
+    return lines
+
+
+def system_section(name: str, system: Mapping[str, Any], figure: str | None) -> list[str]:
+    seeds = system.get("seeds") or []
+    spans = ", ".join(f"{b['name']} {b['leads'][0]}–{b['leads'][1]} "
+                      f"(t = {b['lead_time'][0]:g}–{b['lead_time'][1]:g})"
+                      for b in system["buckets"])
+    lines = [
+        f"## {name}", "",
+        f"{system['trajectories']} of the {system['split_size']} test trajectories "
+        f"(evenly spaced{f', seeds {_joined_ints(seeds)}' if seeds else ''}; "
+        f"{system['frames_per_trajectory']} frames each), {system['context']} context "
+        f"frame(s), {system['horizon']} leads. Lead buckets (stored frames after the last "
+        f"context frame; simulation time in parentheses): {spans}. Rule: {system['bucket_rule']}.",
+        "",
+        "Mean VRMSE by lead bucket (cells: the rates in the CR column, in that order; "
+        "— not evaluated, div. diverged):", "",
+        *paper_layout(name, system), "",
+    ]
+    if name in PAPER:
+        lines += ["The paper's numbers (its own buckets; autoencoder floor at its short "
+                  "bucket):", "", *paper_table(PAPER[name]), ""]
+    lines += ["Details (means over fields; fair CRPS only for ensembles, in the fields' "
+              "units; spectral errors at the long bucket):", "", *details(system), ""]
+    divergences = _divergences(system)
+    if divergences:
+        lines += ["Diverged rollouts:", "", *divergences, ""]
+    if system.get("missing"):
+        lines += ["Not evaluated:", ""]
+        lines += [f"- `{model}`: {role['reason']}" for model, role in system["missing"].items()]
+        lines.append("")
+    if figure:
+        lines += [f"![VRMSE and spread-skill against lead time, {name}]({figure})", ""]
+    return lines
+
+
+def findings_section(findings: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = ["## Findings", ""]
+    lines += _table(["#", "finding", "verdict"],
+                    [[str(f["number"]), f["title"], f"**{f['statement']}**"] for f in findings])
+    lines.append("")
+    for f in findings:
+        lines += [f"### {f['number']}. {f['title']}: {f['statement']}", "",
+                  f"Definition: {f['definition']}", ""]
+        rows = []
+        for system, s in f["systems"].items():
+            verdict = s["verdict"]
+            missing = sorted({m for c in s["checks"] for m in c["missing"]})
+            if missing:
+                verdict += f" (missing: {', '.join(missing)})"
+            rows.append([system, s["measured"], s["paper"], verdict])
+        lines += _table(["system", "measured", "paper", "verdict"], rows)
+        lines.append("")
+    return lines
+
+
+def markdown(data: Mapping[str, Any], figures: Mapping[str, str] | None = None) -> str:
+    """The report of a results.json document; `figures`: system -> relative PNG path."""
+    run, settings = data["run"], data["settings"]
+    machine = run["machine"]
+    sampler = ", ".join(f"{k} {v}" for k, v in settings["sampler_options"].items())
+    lines = [
+        "# Emulators on held-out test trajectories", "",
+        f"Produced by `{run['command']}` on {run['date']} in {run['wall_time_s']:.0f} s "
+        f"(machine: {machine['cpu_count']} CPUs, {machine['platform']}, Python "
+        f"{machine['python']}, torch {machine['torch']} with {machine['torch_threads']} "
+        f"thread(s), device {machine['device']}).", "",
+        f"Protocol: {settings['trajectories']} test trajectories per system (test seeds start "
+        f"at 2,000,000; training used seeds from 0), {settings['members']} members per "
+        f"diffusion ensemble (deterministic emulators: 1), {settings['context']} context "
+        f"frame(s), horizon {settings['horizon']} frames (cut to what the trajectories hold), "
+        f"sampler {settings['sampler']}{f' ({sampler})' if sampler else ''} with "
+        f"{settings['steps']} steps, seed {settings['seed']}.", "",
+        f"Metrics: {data['metric_conventions']}", "",
+        *findings_section(data["findings"]),
+    ]
+    for name, system in data["systems"].items():
+        lines += system_section(name, system, (figures or {}).get(name))
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,164 @@
+"""The four findings on hand-made numbers: pass, miss, missing models, diverged models."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine.evaluation.findings import (
+    MISSED,
+    NOT_EVALUATED,
+    PASS,
+    check_findings,
+    max_deviation,
+)
+
+RATES = [64, 256, 1024]
+
+
+def _model(method, space, rate, long, ssr=None, diverged=False):
+    record = {"method": method, "space": space, "rate": rate,
+              "status": "diverged" if diverged else "ok",
+              "buckets": {"long": {"vrmse": None if long is None else {"mean": long}}}}
+    if method == "diffusion":
+        record["ssr_rollout"] = ssr
+    return record
+
+
+def _system(diffusion=(0.60, 0.65, 0.70), deterministic=(0.80, 0.85, 0.90), pixel=0.95,
+            floors=(0.02, 0.04, 0.08), ssr=(1.0, 0.9, 1.1), pixel_diffusion_ssr=0.8,
+            drop=(), diverged=()):
+    """A system result as results.json holds it; `drop` lists names to report missing."""
+    models, autoencoders, missing = {}, {}, {}
+    for rate, d, m, s in zip(RATES, diffusion, deterministic, ssr, strict=True):
+        models[f"s-diffusion-ae{rate}"] = _model("diffusion", "latent", rate, d, s)
+        models[f"s-deterministic-ae{rate}"] = _model("deterministic", "latent", rate, m)
+    models["s-deterministic-pixel"] = _model("deterministic", "pixel", None, pixel)
+    models["s-diffusion-pixel"] = _model("diffusion", "pixel", None, 0.9, pixel_diffusion_ssr)
+    for rate, f in zip(RATES, floors, strict=True):
+        autoencoders[f"s-ae{rate}"] = {"rate": rate,
+                                       "buckets": {"long": {"vrmse": {"mean": f}}}}
+    for name in diverged:  # non-finite rollouts: no long bucket, no SSR
+        models[name].update(status="diverged", ssr_rollout=None)
+        models[name]["buckets"]["long"]["vrmse"] = None
+    for name in drop:
+        group = autoencoders if name in autoencoders else models
+        record = group.pop(name)
+        kind = "autoencoder" if group is autoencoders else "emulator"
+        missing[name] = {"kind": kind, "method": record.get("method"),
+                         "space": record.get("space"), "rate": record["rate"],
+                         "reason": "not in the manifest (not trained yet)"}
+    return {"rates": RATES, "models": models, "autoencoders": autoencoders, "missing": missing}
+
+
+def _verdicts(systems):
+    return [f.verdict for f in check_findings(systems)]
+
+
+def test_numbers_that_satisfy_every_claim_pass_every_finding():
+    findings = check_findings({"a": _system(), "b": _system()})
+    assert [f.verdict for f in findings] == [PASS] * 4
+    assert [f.statement for f in findings] == [PASS] * 4
+    first = findings[0].systems["a"]
+    # mean 0.65: 0.60 and 0.70 are 7.7 % off; floors 0.02 -> 0.08 is 4x
+    assert "max deviation 7.7%" in first.measured and "(4.00x)" in first.measured
+    assert "diffusion 0.704 / 0.683 / 0.670" not in first.paper  # "a" is not a paper system
+
+
+def test_paper_numbers_stand_next_to_ours_for_our_systems():
+    finding = check_findings({"rayleigh_benard": _system()})[0]
+    paper = finding.systems["rayleigh_benard"].paper
+    # RB long bucket 0.704 / 0.683 / 0.670, mean 0.6857: 0.704 is 2.7 % above it.
+    assert "diffusion 0.704 / 0.683 / 0.670 (max deviation 2.7%)" in paper
+    assert "AE 0.023 / 0.039 / 0.070 (3.04x, short bucket)" in paper
+
+
+def test_robustness_is_max_relative_deviation_from_the_mean():
+    assert max_deviation([0.5, 1.0, 1.5]) == pytest.approx(0.5)
+    assert max_deviation([0.8, 1.0, 1.2]) == pytest.approx(0.2)
+    assert max_deviation([1.0, math.inf, 1.0]) == math.inf
+    # 0.5 / 0.75 / 1.0: mean 0.75, 0.5 is 33 % below it -> missed, the rest still passes
+    verdicts = _verdicts({"a": _system(diffusion=(0.5, 0.75, 1.0),
+                                       deterministic=(1.1, 1.1, 1.1), pixel=1.2)})
+    assert verdicts == [MISSED, PASS, PASS, PASS]
+    # exactly at the edge passes: 0.8 / 1.0 / 1.2 deviate by 20 %; 0.75/1/1.25 by 25 %
+    assert _verdicts({"a": _system(diffusion=(0.75, 1.0, 1.25), deterministic=(2, 2, 2),
+                                   pixel=2.0)})[0] == PASS
+
+
+def test_an_autoencoder_floor_growing_less_than_twofold_misses_finding_1():
+    findings = check_findings({"a": _system(floors=(0.05, 0.06, 0.099))})
+    assert findings[0].verdict == MISSED
+    assert "AE floor grows 1.98x" in [c.what for c in findings[0].systems["a"].checks]
+
+
+def test_one_rate_where_deterministic_wins_misses_finding_2():
+    findings = check_findings({"a": _system(deterministic=(0.80, 0.64, 0.90))})
+    assert findings[1].verdict == MISSED
+    assert findings[1].systems["a"].measured == (
+        "x64: 0.600 vs 0.800; x256: 0.650 vs 0.640; x1024: 0.700 vs 0.900")
+    assert [c.verdict for c in findings[1].systems["a"].checks] == [PASS, MISSED, PASS]
+
+
+def test_pixel_beating_one_rate_misses_finding_3_on_that_system_only():
+    findings = check_findings({"a": _system(), "b": _system(pixel=0.68)})
+    assert findings[2].systems["a"].verdict == PASS
+    assert findings[2].systems["b"].verdict == MISSED
+    assert findings[2].verdict == MISSED
+
+
+@pytest.mark.parametrize("ssr", [0.59, 1.51])
+def test_ssr_outside_the_band_misses_finding_4(ssr):
+    findings = check_findings({"a": _system(ssr=(1.0, ssr, 1.0))})
+    assert findings[3].verdict == MISSED
+    findings = check_findings({"a": _system(pixel_diffusion_ssr=ssr)})
+    assert findings[3].verdict == MISSED
+    assert check_findings({"a": _system(ssr=(0.6, 1.5, 1.0))})[3].verdict == PASS
+
+
+def test_missing_models_make_findings_not_evaluated_and_name_the_models():
+    systems = {"a": _system(drop=("s-diffusion-ae256", "s-ae1024"))}
+    findings = check_findings(systems)
+    assert [f.verdict for f in findings] == [NOT_EVALUATED, NOT_EVALUATED, NOT_EVALUATED,
+                                             NOT_EVALUATED]
+    assert findings[0].statement == "not evaluated (missing: s-ae1024, s-diffusion-ae256)"
+    assert findings[1].statement == "not evaluated (missing: s-diffusion-ae256)"
+    # the comparisons that could be made are still shown
+    assert findings[1].systems["a"].measured == (
+        "x64: 0.600 vs 0.800; x256: — vs 0.850; x1024: 0.700 vs 0.900")
+    dropped_pixel = check_findings({"a": _system(drop=("s-deterministic-pixel",))})
+    assert dropped_pixel[2].statement == "not evaluated (missing: s-deterministic-pixel)"
+    assert dropped_pixel[1].verdict == PASS
+
+
+def test_a_miss_elsewhere_outweighs_a_missing_model():
+    systems = {"a": _system(drop=("s-diffusion-ae256",)),
+               "b": _system(deterministic=(0.5, 0.85, 0.9))}
+    finding = check_findings(systems)[1]
+    assert finding.verdict == MISSED
+    assert finding.systems["a"].verdict == NOT_EVALUATED
+    assert finding.missing == ["s-diffusion-ae256"]
+
+
+def test_diverged_models_count_as_infinitely_bad():
+    # a diverged diffusion model: not robust, not better, not calibrated
+    findings = check_findings({"a": _system(diverged=("s-diffusion-ae64",))})
+    assert [f.verdict for f in findings] == [MISSED, MISSED, MISSED, MISSED]
+    assert "x64: diverged vs 0.800" in findings[1].systems["a"].measured
+    # a diverged deterministic model loses to diffusion
+    findings = check_findings({"a": _system(diverged=("s-deterministic-ae64",))})
+    assert findings[1].verdict == PASS
+
+
+def test_no_systems_is_not_a_pass():
+    assert _verdicts({}) == [NOT_EVALUATED] * 4
+
+
+def test_records_are_plain_json():
+    import json
+
+    record = check_findings({"a": _system(drop=("s-ae64",))})[0].record()
+    again = json.loads(json.dumps(record))
+    assert again["verdict"] == NOT_EVALUATED and again["missing"] == ["s-ae64"]
+    assert again["systems"]["a"]["checks"][0]["verdict"] == PASS
