@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 PORT   ?= 5006
 TORCH  ?= torch==2.13.0
 THE_WELL ?= the-well==1.2.0
@@ -25,7 +26,11 @@ $(STAMP): pyproject.toml Makefile
 app: $(STAMP)
 	$(BIN)/panel serve app --port $(PORT) --address 127.0.0.1 --allow-websocket-origin=localhost:$(PORT) --allow-websocket-origin=127.0.0.1:$(PORT)
 
-test: $(STAMP)
+# The browser tests use Debian's chromium (never a browser downloaded by playwright).
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check engine app tests
 	$(BIN)/python -m pytest
 

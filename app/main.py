@@ -1,24 +1,27 @@
-"""Entry point for `panel serve app`.
+"""Entry point for `panel serve app` (what `make app` runs): one explorer per browser session.
 
-Until the explorer is built this page lists the systems the engine can simulate, so the
-README's app command already serves something real.
+Models, the zoo and the compute worker live in imported modules, loaded once per server
+process; this script only builds the page of a new session. Served, the session then
+syncs with the URL, starts the default rollout once the page has rendered, and cancels
+its job when the browser leaves.
 """
+
+import os
 
 import panel as pn
+import torch
 
-from app.overview import systems_markdown
+from app.shell import INTRO, ExplorerApp
 
-pn.extension()
+# One intra-op thread for the single compute worker: the other core stays with the
+# event loop, which serialises frames to every browser (a second OpenMP thread mostly
+# busy-waits on a shared 2-core machine).
+torch.set_num_threads(int(os.environ.get("LATENTSIM_APP_TORCH_THREADS", "1")))
+pn.extension(notifications=True)
 
-INTRO = """
-# latentsim
+explorer = ExplorerApp()
+if pn.state.served:
+    explorer.connect_session()
+explorer.servable(title="latentsim")
 
-Latent diffusion emulators of physics. The engine simulates the systems below with its
-own validated solvers and stores their trajectories in The Well's HDF5 format. The
-interactive rollout explorer (ensembles vs ground truth) is being built.
-"""
-
-pn.template.BootstrapTemplate(
-    title="latentsim",
-    main=[pn.pane.Markdown(INTRO), pn.pane.Markdown(systems_markdown())],
-).servable()
+__all__ = ["INTRO"]

@@ -1,0 +1,243 @@
+"""The app shell: one template per browser session, wiring state, store, runner and views.
+
+`ExplorerApp` builds everything once; `connect_session` does what only a served session
+has: URL sync, the first rollout after the page has rendered, and cancelling the job
+when the browser leaves. Notifications (bad URL values, diverging rollouts, failing
+solvers) appear as toasts and stay readable in an alert above the tabs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+import panel as pn
+from bokeh.document import Document
+from panel.io.location import Location
+
+from app.models import current_zoo
+from app.overview import systems_markdown, zoo_markdown
+from app.runner import Dispatch, Runner, apply_now
+from app.state import QUERY_PARAMS, ExplorerState, ZooMenus
+from app.store import RunStore
+from app.views.base import TabView
+from app.views.compare import ComparisonView
+from app.views.controls import Controls
+from app.views.diagnostics import DiagnosticsView
+from app.views.fields import FieldViews
+from app.views.latents import LatentView
+from app.views.share import ShareView
+from engine.zoo import Zoo
+
+TITLE = "latentsim"
+INTRO = """
+# latentsim
+
+Latent diffusion emulators of physics, side by side with the solvers they imitate.
+"""
+HELP = """
+A physical system (left menu) is simulated by its numerical
+**solver** (the *ground truth*). An **emulator**, a neural network trained on such
+simulations, predicts the same evolution from the first frame(s) alone. It works in a
+compressed **latent space** (an autoencoder shrinks every frame ×64 to ×1280) or directly
+on pixels. A **diffusion** emulator samples an **ensemble** of possible futures; a
+**deterministic** one gives a single guess.
+
+- **Fields**: truth, what the autoencoder alone keeps of it (the best a latent emulator
+  can do), the ensemble mean, the members, their spread (uncertainty) and the error of
+  the mean. Press ▶ to play; zoom is linked; hover for values.
+- **Diagnostics**: error (VRMSE), calibration (spread–skill, rank histogram) and
+  spectra against lead time. **Compare** runs several rates or samplers on the same
+  start. **Latents** shows what the emulator really works on.
+
+Change anything on the left and press **Run**; the address bar always reproduces the view.
+"""
+NO_EMULATOR = (
+    "**No emulator is available yet.** The models are still being trained; the systems "
+    "the engine simulates and the models published so far are listed below. Reload this "
+    "page once an emulator appears."
+)
+NOTICE_SECONDS = 8000
+TABS = ("Fields", "Diagnostics", "Compare", "Latents", "Share", "Systems & models")
+VIEW_TABS = ("Diagnostics", "Compare", "Latents", "Share")
+
+
+def document_dispatch(doc: Document | None) -> Dispatch:
+    """Apply store updates on `doc`'s event loop turn, under its lock, as one message."""
+    if doc is None or doc.session_context is None:
+        return apply_now
+
+    async def dispatch(update: Callable[[], None]) -> None:
+        done = asyncio.get_running_loop().create_future()
+
+        def callback() -> None:
+            try:
+                with pn.io.hold(doc):
+                    update()
+            except Exception as err:  # hand it to the job, which reports it
+                if not done.done():
+                    done.set_exception(err)
+            else:
+                if not done.done():
+                    done.set_result(None)
+
+        doc.add_next_tick_callback(callback)
+        await done
+
+    return dispatch
+
+
+class ExplorerApp(pn.viewable.Viewer):
+    """The whole page for one session."""
+
+    def __init__(self, zoo: Zoo | None = None, **params: Any):
+        super().__init__(**params)
+        zoo = zoo if zoo is not None else current_zoo()
+        self.zoo = zoo
+        self.state = ExplorerState(ZooMenus(zoo))
+        self.store = RunStore()
+        self._location: Location | None = None
+        self.runner = Runner(self.store, dispatch=document_dispatch(pn.state.curdoc),
+                             zoo=lambda: zoo)
+        self.alert = pn.pane.Alert("", alert_type="warning", visible=False,
+                                   css_classes=["ls-alert"], sizing_mode="stretch_width")
+        self.store.param.watch(self._notice, ["notice"])
+        self.zoo_pane = pn.pane.Markdown("### Models in the zoo\n" + zoo_markdown(zoo),
+                                         css_classes=["ls-zoo"])
+        overview = pn.Column(
+            self.zoo_pane,
+            pn.pane.Markdown("### Systems\n" + systems_markdown(), css_classes=["ls-systems"]),
+            sizing_mode="stretch_width",
+        )
+        help_card = pn.Card(pn.pane.Markdown(HELP), title="What am I looking at?",
+                            collapsed=False, css_classes=["ls-help"],
+                            sizing_mode="stretch_width")
+        if self.state.available:
+            self.controls = Controls(state=self.state, store=self.store, on_run=self.run,
+                                     on_cancel=self.runner.cancel)
+            self.fields = FieldViews(state=self.state, store=self.store)
+            # Tabs other than Fields are built when first shown: each costs a few Bokeh
+            # figures that a new session need not pay for before its first frame.
+            views = {"Fields": self.fields, "Systems & models": overview}
+            self._slots = {name: pn.Column(views[name], sizing_mode="stretch_width")
+                           if name in views else pn.Column(sizing_mode="stretch_width")
+                           for name in TABS}
+            self._views: dict[str, pn.viewable.Viewer] = {"Fields": self.fields}
+            self.tabs = pn.Tabs(*self._slots.items(), dynamic=True, css_classes=["ls-tabs"],
+                                sizing_mode="stretch_width")
+            self.tabs.param.watch(self._tab_changed, ["active"])
+            sidebar, main = [self.controls], [help_card, self.alert, self.tabs]
+        else:
+            missing = pn.pane.Alert(NO_EMULATOR, alert_type="info",
+                                    css_classes=["ls-no-emulator"], sizing_mode="stretch_width")
+            sidebar, main = [pn.pane.Markdown(INTRO)], [help_card, missing, overview]
+        self.template = pn.template.BootstrapTemplate(
+            title=TITLE, sidebar=sidebar, main=main, sidebar_width=330,
+            header_background="#1d3557")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.template
+
+    # -- actions ------------------------------------------------------------------------
+    def run(self, *, clear_alert: bool = True) -> None:
+        """Start a job for the current selection (replacing a running one)."""
+        if not self.state.available:
+            return
+        request, notes = self.state.request()
+        if clear_alert:
+            self.alert.visible = False
+        for note in notes:
+            self.store.notify("warning", note)
+        self.state.time_index = 0
+        if request.compare != "none" and request.compare_keys:
+            self.tabs.active = TABS.index("Compare")
+        self.runner.start(request)
+
+    def view(self, name: str) -> pn.viewable.Viewer:
+        """The view of tab `name`, built on first use."""
+        if name not in self._views:
+            cls = {"Diagnostics": DiagnosticsView, "Compare": ComparisonView,
+                   "Latents": LatentView, "Share": ShareView}[name]
+            params: dict[str, Any] = {"state": self.state, "store": self.store}
+            if cls is ComparisonView:
+                params["fields"] = self.fields
+            if issubclass(cls, TabView):
+                params["active"] = TABS[self.tabs.active] == name
+            self._views[name] = cls(**params)
+            self._slots[name].objects = [self._views[name]]
+        return self._views[name]
+
+    @property
+    def diagnostics(self) -> DiagnosticsView:
+        return self.view("Diagnostics")
+
+    @property
+    def comparison(self) -> ComparisonView:
+        return self.view("Compare")
+
+    @property
+    def latents(self) -> LatentView:
+        return self.view("Latents")
+
+    @property
+    def share(self) -> ShareView:
+        return self.view("Share")
+
+    def _tab_changed(self, *_: Any) -> None:
+        shown = TABS[self.tabs.active]
+        if shown in VIEW_TABS:
+            self.view(shown)
+        for name, view in self._views.items():
+            if isinstance(view, TabView):
+                view.active = name == shown
+
+    def _notice(self, event: Any) -> None:
+        if event.new is None:
+            return
+        level, message = event.new
+        if level in ("warning", "error"):
+            self.alert.param.update(object=message, visible=True,
+                                    alert_type="danger" if level == "error" else "warning")
+        notifications = pn.state.notifications
+        if notifications is not None:
+            getattr(notifications, level)(message, duration=NOTICE_SECONDS)
+
+    # -- served sessions ---------------------------------------------------------------------
+    def connect_session(self) -> None:
+        """URL state, first rollout after the page renders, cancel when the browser leaves."""
+        location = pn.state.location
+        self.apply_url(location)
+        pn.state.on_session_destroyed(self.runner.close)
+        if self.state.available:
+            pn.state.onload(lambda: self._loaded(location))
+
+    def _loaded(self, location: Location | None) -> None:
+        # The browser reports its own address when the page loads, so the URL is written
+        # (and synced) only now; the first rollout starts once the page is on screen.
+        self.sync_url(location)
+        self.run(clear_alert=False)  # keep what the URL check reported
+
+    def apply_url(self, location: Location | None) -> None:
+        """Apply the URL's query to the state; bad values become notifications."""
+        if location is None or not self.state.available:
+            return
+        warnings = self.state.apply_query(location.query_params)
+        if warnings:  # one notice, so none hides another
+            self.store.notify("warning", "URL: " + "\n\nURL: ".join(warnings))
+
+    def sync_url(self, location: Location | None) -> None:
+        """Write the (sanitised) state into the URL, then keep both in sync: the synced
+        parameters through panel, the conditions (named after each system's own
+        parameters) by rewriting the query whenever they change."""
+        self._location = location
+        if location is None or not self.state.available:
+            return
+        self._write_url()
+        location.sync(self.state, {name: name for name in QUERY_PARAMS})
+        self.state.param.watch(self._write_url, ["conditions"])
+
+    def _write_url(self, *_: Any) -> None:
+        if self._location is not None:
+            self._location.search = "?" + urllib.parse.urlencode(self.state.to_query())
