@@ -5,8 +5,9 @@ in a subprocess, on the shipped zoo unless --assets says otherwise), drives Debi
 headless chromium with playwright and prints JSON with
 - the time from clicking Run to the first predicted frame on screen (median of repeats),
 - the time from clicking Run to the end of the full default rollout,
-- the time a fifth browser session's page takes to show its widgets while four other
-  sessions run rollouts at once (median of repeats),
+- the time a fifth browser session's page takes to show its widgets (the Run button),
+  and its field images, while four other sessions run rollouts at once (median of
+  repeats),
 plus the machine (cores, load average, torch) and the settings used. The issue's targets
 on 2 cores: first frame <= 2 s, full rollout <= 20 s, fifth page <= 3 s.
 
@@ -149,6 +150,12 @@ def open_app(browser: Any, url: str, timeout_s: float = 30.0) -> tuple[Any, floa
     return page, time.monotonic() - start
 
 
+def seconds_until_visible(page: Any, selector: str, timeout_s: float = 60.0) -> float:
+    """Wait until `selector` is visible; the page's clock then (seconds since navigation)."""
+    page.locator(selector).first.wait_for(state="visible", timeout=timeout_s * 1000)
+    return page.evaluate("() => performance.now()") / 1000
+
+
 def status(page: Any) -> str:
     return page.locator(".ls-status div").first.inner_text().strip()
 
@@ -256,6 +263,8 @@ def bench(url: str, repeats: int, fifth_repeats: int, screenshot: Path | None) -
         try:
             # (a), (b): one session; its automatic first run loads the models (cold).
             page, load_s = open_app(browser, url)
+            results["first_page_images_visible_s"] = round(
+                seconds_until_visible(page, ".ls-view-truth"), 3)
             record(page)
             cold = wait_status(page, "done", 180)
             results["first_page_load_s"] = round(load_s, 3)
@@ -281,7 +290,7 @@ def _fifth_page(browser: Any, url: str, repeats: int) -> dict[str, Any]:
     busy = [open_app(browser, url)[0] for _ in range(4)]
     for page in busy:
         record(page)
-    times, running = [], []
+    times, images, running = [], [], []
     for _ in range(repeats):
         for page in busy:  # keep all four streaming: restart those that finished
             if last_status(page).startswith(FINISHED):
@@ -291,11 +300,13 @@ def _fifth_page(browser: Any, url: str, repeats: int) -> dict[str, Any]:
                                    timeout=180_000, polling=100)
         page, seconds = open_app(browser, url)
         times.append(seconds)
+        images.append(seconds_until_visible(page, ".ls-view-truth"))
         running.append(sum(not last_status(p).startswith(FINISHED) for p in busy))
         page.close()
     for page in busy:
         page.close()
-    return {**_summary(times), "busy_sessions_still_running_after_load": running}
+    return {**_summary(times), "busy_sessions_still_running_after_load": running,
+            "field_images_visible": _summary(images)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from app.shell import INTRO, ExplorerApp
 torch.set_num_threads(int(os.environ.get("LATENTSIM_APP_TORCH_THREADS", "1")))
 pn.extension(notifications=True)
 
-explorer = ExplorerApp()
+explorer = ExplorerApp(defer_images=pn.state.served)
 if pn.state.served:
     explorer.connect_session()
 explorer.servable(title="latentsim")

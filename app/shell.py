@@ -92,7 +92,10 @@ def document_dispatch(doc: Document | None) -> Dispatch:
 class ExplorerApp(pn.viewable.Viewer):
     """The whole page for one session."""
 
-    def __init__(self, zoo: Zoo | None = None, **params: Any):
+    def __init__(self, zoo: Zoo | None = None, *, defer_images: bool = False, **params: Any):
+        """`defer_images`: build the field images only in `connect_session`'s page-loaded
+        callback, so a new session's page (controls first) is built, sent and drawn
+        sooner; see FieldViews.defer_images."""
         super().__init__(**params)
         zoo = zoo if zoo is not None else current_zoo()
         self.zoo = zoo
@@ -117,7 +120,8 @@ class ExplorerApp(pn.viewable.Viewer):
         if self.state.available:
             self.controls = Controls(state=self.state, store=self.store, on_run=self.run,
                                      on_cancel=self.runner.cancel)
-            self.fields = FieldViews(state=self.state, store=self.store)
+            self.fields = FieldViews(state=self.state, store=self.store,
+                                     defer_images=defer_images)
             # Tabs other than Fields are built when first shown: each costs a few Bokeh
             # figures that a new session need not pay for before its first frame.
             views = {"Fields": self.fields, "Systems & models": overview}
@@ -215,7 +219,8 @@ class ExplorerApp(pn.viewable.Viewer):
 
     def _loaded(self, location: Location | None) -> None:
         # The browser reports its own address when the page loads, so the URL is written
-        # (and synced) only now; the first rollout starts once the page is on screen.
+        # (and synced) only now; the images and the first rollout follow the page.
+        self.fields.build_images()
         self.sync_url(location)
         self.run(clear_alert=False)  # keep what the URL check reported
 

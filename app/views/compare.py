@@ -23,12 +23,14 @@ from app.views.fields import FieldViews
 from app.views.plotting import (
     LINE_COLORS,
     ImagePanel,
+    bokeh_pane,
     frame_size,
     legend_below,
     line_figure,
     time_marker,
 )
 
+CHART_CLASS = "ls-compare-chart"
 HELP = (
     "Pick **compare: compression rates** or **samplers / steps** in the sidebar and press "
     "**Run**: every row then rolls out from the same truth frames with the same conditions "
@@ -59,8 +61,7 @@ class ComparisonView(TabView):
         super().__init__(**params)
         self.header = pn.pane.Markdown(HELP, css_classes=["ls-compare-help"])
         self.rows = pn.Column(sizing_mode="stretch_width")
-        self.chart = pn.pane.Bokeh(line_figure("VRMSE by row", "VRMSE"),
-                                   css_classes=["ls-compare-chart"], sizing_mode="stretch_width")
+        self.chart = bokeh_pane(line_figure("VRMSE by row", "VRMSE"), CHART_CLASS)
         self._layout = pn.Column(self.header, self.chart, self.rows, css_classes=["ls-compare"],
                                  sizing_mode="stretch_width")
         self._request = None
@@ -83,6 +84,7 @@ class ComparisonView(TabView):
         self._rows = [_Row(store.series[k], self.fields, *size) for k in keys]
         self.rows.objects = [row.layout for row in self._rows]
         figure = line_figure("VRMSE of the ensemble mean by row", "VRMSE")
+        figure.css_classes = [CHART_CLASS]  # the hook lives on the figure (see ImagePanel)
         self._lines = {}
         for i, key in enumerate(keys):
             color = LINE_COLORS[i % len(LINE_COLORS)]

@@ -127,8 +127,12 @@ class Controls(pn.viewable.Viewer):
                                      sizing_mode="stretch_width")
         self.cancel = pn.widgets.Button(label="Cancel", css_classes=["ls-cancel"],
                                         disabled=True, sizing_mode="stretch_width")
-        self.run.on_click(lambda _: self.on_run())
-        self.cancel.on_click(lambda _: self.on_cancel())
+        # A click that arrives while another widget's change is still pending is handled
+        # outside the Bokeh document lock, where the views' direct writes to Bokeh models
+        # fail (`_pending_writes should be non-None`) and no job would start. Scheduling
+        # the action on the document's next tick runs it under the lock, after that change.
+        self.run.on_click(lambda _: pn.state.execute(self.on_run, schedule=True))
+        self.cancel.on_click(lambda _: pn.state.execute(self.on_cancel, schedule=True))
         self.progress = pn.indicators.Progress(value=0, max=1000, css_classes=["ls-progress"],
                                                sizing_mode="stretch_width", height=12)
         self.status = pn.pane.Markdown("", css_classes=["ls-status"], margin=(0, 10))

@@ -50,26 +50,20 @@ class FieldViews(TabView):
     state = param.ClassSelector(class_=ExplorerState)
     store = param.ClassSelector(class_=RunStore)
 
+    defer_images = param.Boolean(default=False, doc="""
+        Leave the image grid empty until `build_images` is called. The seven image
+        figures are most of a page's Bokeh models (most of the time a new session takes
+        to build, serialise and render), so a served session builds them once its page,
+        with the controls, is on screen.""")
+
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.x_range, self.y_range = shared_ranges()
         self.field_mapper = mapper(FIELD_PALETTE)
         self.std_mapper = mapper(STD_PALETTE)
         self.error_mapper = mapper(ERROR_PALETTE, -1.0, 1.0)
-        linked = {"x_range": self.x_range, "y_range": self.y_range}
-        self.panels = {
-            "truth": ImagePanel("Ground truth (solver)", self.field_mapper, "ls-view-truth",
-                                **linked),
-            "recon": ImagePanel("AE reconstruction (floor)", self.field_mapper,
-                                "ls-view-recon", **linked),
-            "mean": ImagePanel("Ensemble mean", self.field_mapper, "ls-view-mean", **linked),
-            "member": ImagePanel("Member", self.field_mapper, "ls-view-member", **linked),
-            "mosaic": ImagePanel("Members", self.field_mapper, "ls-view-mosaic"),
-            "std": ImagePanel("Ensemble std (uncertainty)", self.std_mapper, "ls-view-std",
-                              **linked),
-            "error": ImagePanel("Error of the mean (mean − truth)", self.error_mapper,
-                                "ls-view-error", **linked),
-        }
+        self.panels: dict[str, ImagePanel] = {}
+        self.slots: dict[str, pn.Column] = {}
         self.caption = pn.pane.Markdown("No rollout yet.", css_classes=["ls-time-caption"],
                                         margin=(0, 10))
         state = self.state
@@ -85,15 +79,7 @@ class FieldViews(TabView):
             sizing_mode="stretch_width", max_width=520, value_align="start")
         self.follow = pn.widgets.Checkbox.from_param(
             state.param.follow, label="follow the newest frame", css_classes=["ls-follow"])
-        # Member and mosaic share one grid cell; their wrappers are shown or hidden (a
-        # served pn.pane.Bokeh must not have its own layout parameters changed).
-        self.panels["mosaic"].hide_axes()
-        self.slots = {key: pn.Column(self.panels[key].pane, margin=0)
-                      for key in ("member", "mosaic")}
-        members_cell = pn.Column(self.slots["member"], self.slots["mosaic"], margin=0)
-        cells = [members_cell if key == "member" else p.pane
-                 for key, p in self._cells() if key != "mosaic"]
-        self.grid = pn.GridBox(*cells, ncols=3, css_classes=["ls-field-grid"])
+        self.grid = pn.GridBox(ncols=3, css_classes=["ls-field-grid"])
         self._layout = pn.Column(
             pn.Row(self.field_select, self.mosaic_toggle, self.member_slider),
             pn.Row(self.player, self.follow),
@@ -106,6 +92,36 @@ class FieldViews(TabView):
         self._mosaic_size: tuple[float, float] | None = None
         state.param.watch(self.refresh, ["field", "time_index", "member", "mosaic"])
         self.store.param.watch(self._store_changed, ["revision"])
+        if not self.defer_images:
+            self.build_images()
+
+    def build_images(self) -> None:
+        """Build the image figures (once) and show what there is to show."""
+        if self.panels:
+            return
+        linked = {"x_range": self.x_range, "y_range": self.y_range}
+        self.panels = {
+            "truth": ImagePanel("Ground truth (solver)", self.field_mapper, "ls-view-truth",
+                                **linked),
+            "recon": ImagePanel("AE reconstruction (floor)", self.field_mapper,
+                                "ls-view-recon", **linked),
+            "mean": ImagePanel("Ensemble mean", self.field_mapper, "ls-view-mean", **linked),
+            "member": ImagePanel("Member", self.field_mapper, "ls-view-member", **linked),
+            "mosaic": ImagePanel("Members", self.field_mapper, "ls-view-mosaic"),
+            "std": ImagePanel("Ensemble std (uncertainty)", self.std_mapper, "ls-view-std",
+                              **linked),
+            "error": ImagePanel("Error of the mean (mean − truth)", self.error_mapper,
+                                "ls-view-error", **linked),
+        }
+        # Member and mosaic share one grid cell; their wrappers are shown or hidden (a
+        # served pn.pane.Bokeh must not have its own layout parameters changed).
+        self.panels["mosaic"].hide_axes()
+        self.slots = {key: pn.Column(self.panels[key].pane, margin=0)
+                      for key in ("member", "mosaic")}
+        members_cell = pn.Column(self.slots["member"], self.slots["mosaic"], margin=0)
+        self._spec = None  # size the new figures for the system shown
+        self.grid.objects = [members_cell if key == "member" else p.pane
+                             for key, p in self._cells() if key != "mosaic"]
         self.refresh()
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -113,7 +129,7 @@ class FieldViews(TabView):
 
     def _cells(self) -> list[tuple[str, ImagePanel]]:
         order = ("truth", "recon", "mean", "member", "mosaic", "std", "error")
-        return [(key, self.panels[key]) for key in order]
+        return [(key, self.panels[key]) for key in order if key in self.panels]
 
     def _store_changed(self, *_: Any) -> None:
         main = self.store.main
@@ -154,7 +170,7 @@ class FieldViews(TabView):
     def redraw(self) -> None:
         store, state = self.store, self.state
         spec = store.spec
-        if spec is None:
+        if spec is None or not self.panels:
             return
         name = self._field(spec)
         c = spec.channel_names.index(name)

@@ -47,8 +47,11 @@ class ImagePanel:
     def __init__(self, title: str, color_mapper: LinearColorMapper, css_class: str,
                  x_range: Range1d | None = None, y_range: Range1d | None = None):
         x_range, y_range = x_range or Range1d(0, 1), y_range or Range1d(0, 1)
+        # The CSS hooks go on the figure itself: pn.pane.Bokeh renders the figure as its
+        # own root, so classes given to the pane never reach the page.
         self.figure = figure(title=title, x_range=x_range, y_range=y_range, tools=TOOLS,
-                             frame_width=280, frame_height=280, toolbar_location="above")
+                             frame_width=280, frame_height=280, toolbar_location="above",
+                             css_classes=["ls-image", css_class])
         self.figure.toolbar.autohide = True
         self.figure.title.text_font_size = "11pt"
         self.source = ColumnDataSource({"image": [EMPTY], "x": [0.0], "y": [0.0],
@@ -58,7 +61,7 @@ class ImagePanel:
         self.figure.add_tools(HoverTool(renderers=[renderer], tooltips=[
             ("x", "$x{0.000}"), ("y", "$y{0.000}"), ("value", "@image{0.0000}")]))
         self.figure.add_layout(ColorBar(color_mapper=color_mapper, width=8, padding=3), "right")
-        self.pane = pn.pane.Bokeh(self.figure, css_classes=["ls-image", css_class])
+        self.pane = pn.pane.Bokeh(self.figure)
 
     def show(self, image: np.ndarray | None, extent: tuple[float, float],
              title: str | None = None) -> None:
@@ -110,4 +113,7 @@ def time_marker(fig: figure) -> Span:
 
 
 def bokeh_pane(fig: figure, css_class: str) -> pn.pane.Bokeh:
-    return pn.pane.Bokeh(fig, css_classes=[css_class], sizing_mode="stretch_width")
+    """A stretching pane of `fig` with the CSS hook `css_class` (on the figure: see
+    ImagePanel)."""
+    fig.css_classes = [*fig.css_classes, css_class]
+    return pn.pane.Bokeh(fig, sizing_mode="stretch_width")

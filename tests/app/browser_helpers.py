@@ -95,8 +95,8 @@ def select(page: Page, css: str, label: str) -> None:
 
 def wait_query(page: Page, **expected: str) -> None:
     """Wait until the server has written `expected` into the address bar: it then has
-    processed the widget changes. (Clicking Run while a change is still pending makes
-    panel run the click handler outside the document lock; see docs/app.md.)"""
+    processed the widget changes (and a locator on a menu that the change rebuilds,
+    like the rates after a system change, sees the new one)."""
     page.wait_for_function(
         """expected => { const query = new URLSearchParams(location.search);
              return Object.entries(expected).every(([k, v]) => query.get(k) === v); }""",
@@ -110,6 +110,33 @@ def selected(page: Page, css: str) -> str:
 def run(page: Page, timeout_s: float = 30.0) -> str:
     """Click Run and wait for this run's final status ("done…", "cancelled…", "failed…")."""
     start(page)
+    return wait_final(page, timeout_s)
+
+
+# Picks an option of a Select (host class `cls`) and clicks Run in the same turn, so the
+# click reaches the server while the change is still pending there.
+SELECT_AND_CLICK_RUN_JS = """
+([cls, label]) => {
+  const select = window.lsFind(cls).shadowRoot.querySelector('select');
+  const option = Array.from(select.options).find(o => o.text === label);
+  if (!option) throw new Error('no option ' + label);
+  select.value = option.value;
+  select.dispatchEvent(new Event('input', {bubbles: true}));
+  select.dispatchEvent(new Event('change', {bubbles: true}));
+  window.lsFind('ls-run').shadowRoot.querySelector('button').click();
+}
+"""
+
+
+def select_and_run(page: Page, cls: str, label: str, timeout_s: float = 30.0) -> str:
+    """Choose `label` in the Select of class `cls` and click Run at once; the final status."""
+    page.evaluate("() => { window.lsLog.length = 0; }")
+    page.evaluate(SELECT_AND_CLICK_RUN_JS, [cls, label])
+    return wait_final(page, timeout_s)
+
+
+def wait_final(page: Page, timeout_s: float) -> str:
+    """Wait for this run's final status ("done…", "cancelled…", "failed…")."""
     page.wait_for_function("() => window.lsLog.some(e => e[1] === 'ls-status' && "
                            "/^(done|cancelled|failed)/.test(e[2]))", timeout=timeout_s * 1000)
     return wait_status(page, "", 1)

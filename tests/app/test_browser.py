@@ -32,6 +32,7 @@ from browser_helpers import (
     recorded,
     run,
     select,
+    select_and_run,
     selected,
     status,
     wait_figure,
@@ -114,9 +115,11 @@ def test_changed_system_rate_and_sampler_run_stream_frames_and_scores(page: Page
 
     select(page, ".ls-system", "rayleigh_benard")
     select(page, ".ls-rate", "latent ×16")
-    select(page, ".ls-sampler", "ddim")
-    wait_query(page, system="rayleigh_benard", rate="16", sampler="ddim")
-    assert run(page) == "done: 6 frames of diffusion, latent ×16, ddim 2 steps"
+    wait_query(page, system="rayleigh_benard", rate="16")
+    # Run in the same turn as the sampler change, while it is still pending on the
+    # server: the click must still start a job, with the new sampler.
+    assert select_and_run(page, "ls-sampler", "ddim") == (
+        "done: 6 frames of diffusion, latent ×16, ddim 2 steps")
     # Streamed: frames came block by block (2 per emulator call), each shown on arrival.
     statuses = recorded(page, "ls-status")
     assert frames_of(statuses, r"ddim 2 steps: (\d+)/6 frames")[:3] == [2, 4, 6], statuses
@@ -126,10 +129,16 @@ def test_changed_system_rate_and_sampler_run_stream_frames_and_scores(page: Page
     progress = [int(v) for v in recorded(page, "ls-progress") if v]
     assert progress == sorted(progress) and len(set(progress)) >= 3 and progress[-1] == 1000
     assert "lead 6 of 6" in caption(page).inner_text()
+    for view in ("truth", "recon", "mean", "mosaic", "std", "error"):  # the CSS hooks
+        expect(page.locator(f".ls-image.ls-view-{view}")).to_be_visible()
+    expect(page.locator(".ls-view-member")).to_be_hidden()  # mosaic mode
 
     click_tab(page, "Diagnostics")
     expect(page.locator(".ls-diagnostics-note div").first).to_contain_text("buoyancy",
                                                                            timeout=TIMEOUT_MS)
+    for hook in ("ls-metric-vrmse", "ls-metric-ssr", "ls-metric-crps", "ls-spectrum",
+                 "ls-rank-histogram"):
+        expect(page.locator(f".{hook}")).to_be_visible()
     for title in ("VRMSE of the ensemble mean", "CRPS", "Spread–skill ratio"):
         lines = wait_figure(page, title, 6)
         assert all(np.all(np.asarray(v) >= 0) for v in lines)

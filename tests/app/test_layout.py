@@ -22,11 +22,17 @@ HOOKS_DOC = Path(__file__).resolve().parents[2] / "app" / "README_TESTING.md"
 
 
 def css_classes(*roots) -> set[str]:
+    """The classes that reach the page: on Panel components and, for Bokeh panes, on
+    the figure (the pane itself renders as the figure, without classes of its own)."""
     found = set()
     for root in roots:
         panel = pn.panel(root)
         for obj in [panel, *panel.select()]:
-            found.update(getattr(obj, "css_classes", None) or [])
+            if isinstance(obj, pn.pane.Bokeh):
+                assert not obj.css_classes, "classes on a Bokeh pane never reach the page"
+                found.update(obj.object.css_classes)
+            else:
+                found.update(getattr(obj, "css_classes", None) or [])
     return found
 
 
