@@ -55,6 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-card-check", action="store_true",
                         help="skip re-measuring each card's test metrics")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--cache-dir", metavar="DIR",
+                        help="reuse emulator records measured with the same weights, settings, "
+                             "test frames and engine code (default runs/evaluation-cache)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="measure every emulator again (and store nothing)")
     parser.set_defaults(func=run)
 
 
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         write_markdown,
     )
     from engine.evaluation.runner import EvaluationSettings, evaluate
-    from engine.paths import data_root
+    from engine.paths import data_root, runs_root
     from engine.systems import SYSTEM_NAMES
     from engine.zoo import load_zoo
 
@@ -92,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     results = evaluate(systems, settings, zoo=load_zoo(args.assets),
                        data_root=args.data or data_root(), models=args.models,
-                       log=lambda line: print(line, flush=True))
+                       log=lambda line: print(line, flush=True),
+                       cache_dir=None if args.no_cache else (
+                           args.cache_dir or runs_root() / "evaluation-cache"))
     machine = {
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),

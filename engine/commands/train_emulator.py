@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="autoencoder model file (default assets/autoencoders/SYSTEM-aeRATE)")
     parser.add_argument("--patch", type=int,
                         help="pixel space: patch size in pixels (default 16)")
+    parser.add_argument("--prediction", choices=("edm", "data"),
+                        help="diffusion only: the denoiser predicts via the EDM skip (default, "
+                             "the paper's) or the clean data itself (for pixel patches with "
+                             "more values than the network is wide)")
     parser.add_argument("--frame-stride", type=int, default=1,
                         help="stored frames per emulator step, Δ (default 1)")
     add_training_options(
@@ -48,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         where = "pixel" if args.patch is None else f"pixel-p{args.patch}"
     stride = f"-s{args.frame_stride}" if args.frame_stride != 1 else ""
-    run_name = f"{args.system}-{args.kind}-{where}{stride}-{args.config}"
+    prediction = f"-{args.prediction}" if args.prediction else ""
+    run_name = f"{args.system}-{args.kind}-{where}{stride}{prediction}-{args.config}"
     card = train_emulator(
         args.system,
         args.rate,
@@ -56,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         space=args.space,
         autoencoder=args.autoencoder,
         patch=args.patch,
+        prediction=args.prediction,
         data_root=args.data or data_root(),
         run_dir=args.run_dir or runs_root() / "emulators" / run_name,
         preset=args.config,

@@ -5,6 +5,7 @@ samplers only need a function (x_t, σ) -> x̂, so they also run on analytic den
 """
 
 from engine.diffusion.denoiser import (
+    PREDICTIONS,
     Denoiser,
     DenoiserNetwork,
     diffusion_loss,
@@ -28,6 +29,7 @@ from engine.diffusion.samplers import (
 from engine.diffusion.schedule import LogLogitSchedule
 
 __all__ = [
+    "PREDICTIONS",
     "SAMPLERS",
     "SAMPLER_NAMES",
     "ABSampler",

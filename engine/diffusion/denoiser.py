@@ -10,6 +10,15 @@ Context (paper §5): entries flagged by `context_mask` are known. Their x_t valu
 replaced by √(1+σ²)·context, so after c_in the network sees the clean context, and D is
 clamped to the context there. Training and sampling go through the same forward, so the
 network is never asked a question at sampling time that it was not trained on.
+
+Two parametrisations (`PREDICTIONS`). "edm" is the paper's. "data" sets c_skip = 0 and
+c_out = 1, so the network predicts the clean x itself (x-prediction, as in Li & He 2025,
+"Back to Basics: Let Denoising Generative Models Denoise"). It exists for tokens with more
+values than the network is wide, e.g. 16x16 pixel patches of 4 fields (1024 values)
+through a width-128 ViT: with the EDM skip, noise in the 896 directions the output layer
+cannot reach is carried by c_skip·x_t all the way down, and the sampler ends with unit-
+variance noise there (the ODE dx/dσ = (x − c_skip·x)/σ scales it by √(1+σ²)); with
+x-prediction D is zero in those directions and the noise decays like σ.
 """
 
 from __future__ import annotations
@@ -69,18 +78,36 @@ def _broadcast_over(sigma: Tensor, x: Tensor) -> Tensor:
     return sigma.reshape(-1, *([1] * (x.ndim - 1)))
 
 
+PREDICTIONS = ("edm", "data")
+# x-prediction's loss weight 1/v grows like 1/σ² at small σ, where the network only has to
+# copy x_t and its small copying error would dominate the loss; v is floored at v(σ≈0.1).
+DATA_PREDICTION_MIN_VARIANCE = 0.01
+
+
 def edm_coefficients(sigma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(c_in, c_out, c_skip) for σ_data = 1: 1/√(1+σ²), σ/√(1+σ²), 1/(1+σ²)."""
     scale = torch.rsqrt(1 + sigma.square())
     return scale, sigma * scale, scale.square()
 
 
-class Denoiser(nn.Module):
-    """D(x_t, σ) ≈ E[x | x_t]: the EDM wrapper around a `DenoiserNetwork`."""
+def check_prediction(prediction: object) -> str:
+    """`prediction` if it is one of `PREDICTIONS`, else ParameterError naming them."""
+    if prediction not in PREDICTIONS:
+        raise ParameterError("prediction", prediction, f"one of {', '.join(PREDICTIONS)}")
+    return prediction  # type: ignore[return-value]
 
-    def __init__(self, network: nn.Module | DenoiserNetwork):
+
+class Denoiser(nn.Module):
+    """D(x_t, σ) ≈ E[x | x_t]: the preconditioned wrapper around a `DenoiserNetwork`.
+
+    `prediction` is "edm" (D = c_skip·x_t + c_out·F) or "data" (D = F); see the module
+    docstring for when the second is needed.
+    """
+
+    def __init__(self, network: nn.Module | DenoiserNetwork, prediction: str = "edm"):
         super().__init__()
         self.network = network
+        self.prediction = check_prediction(prediction)
 
     def forward(
         self,
@@ -111,7 +138,7 @@ class Denoiser(nn.Module):
             # because the output is clamped to the context on those entries anyway.
             x_in = torch.where(context_mask, context, x_in)
         output = self.network(x_in, sigma.log(), condition, context_mask)
-        x_hat = c_skip * x_t + c_out * output
+        x_hat = output if self.prediction == "data" else c_skip * x_t + c_out * output
         if context_mask is not None:
             x_hat = torch.where(context_mask, context, x_hat)
         return x_hat
@@ -151,6 +178,8 @@ def diffusion_loss(
 ) -> Tensor:
     """Mean over every entry (context included) of (D(x + σε) − x)² / v, v = σ²/(1+σ²).
 
+    For a "data"-predicting denoiser v is floored at `DATA_PREDICTION_MIN_VARIANCE`.
+
     σ per sample is drawn from `schedule` (default `LogLogitSchedule()`) unless `sigmas`
     (shape (B,)) is given; ε and σ come from `generator` (on x's device) when given. The
     context is x itself under `context_mask`; clamping makes those entries contribute zero
@@ -167,6 +196,8 @@ def diffusion_loss(
     context = x if context_mask is not None else None
     x_hat = denoiser(x + sigma_b * noise, sigmas, condition, context, context_mask)
     variance = sigma_b.square() / (1 + sigma_b.square())
+    if denoiser.prediction == "data":
+        variance = variance.clamp(min=DATA_PREDICTION_MIN_VARIANCE)
     return ((x_hat - x).square() / variance).mean()
 
 

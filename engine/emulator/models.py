@@ -71,11 +71,13 @@ class DiffusionEmulator(Emulator):
         label_dim: int,
         space: str = "latent",
         schedule: LogLogitSchedule | None = None,
+        prediction: str = "edm",
     ):
         super().__init__(backbone_config, channels, grid, label_dim, space)
         self.schedule = schedule if schedule is not None else LogLogitSchedule()
         self.denoiser = Denoiser(
-            Backbone(backbone_config, channels, label_dim, noise_conditioning=True)
+            Backbone(backbone_config, channels, label_dim, noise_conditioning=True),
+            prediction,
         )
 
     def loss(self, batch, *, generator=None):
@@ -155,11 +157,21 @@ def build_emulator(
     grid: tuple[int, int],
     label_dim: int,
     space: str,
+    prediction: str | None = None,
 ) -> Emulator:
-    """An untrained emulator of the given kind ("diffusion" or "deterministic")."""
+    """An untrained emulator of the given kind ("diffusion" or "deterministic").
+
+    `prediction` ("edm" or "data", default "edm") applies to diffusion only.
+    """
     if kind not in EMULATORS:
         raise ParameterError("emulator kind", kind, f"one of {', '.join(EMULATORS)}")
-    return EMULATORS[kind](backbone_config, channels, grid, label_dim, space)
+    if kind != DiffusionEmulator.kind:
+        if prediction is not None:
+            raise ParameterError("prediction", prediction, "unset for a deterministic emulator")
+        return EMULATORS[kind](backbone_config, channels, grid, label_dim, space)
+    return DiffusionEmulator(
+        backbone_config, channels, grid, label_dim, space, prediction=prediction or "edm"
+    )
 
 
 # ---------------------------------------------------------------------- model files
@@ -249,6 +261,7 @@ def save_emulator(
         backbone=emulator.config.to_dict(),
         label=labels.to_dict(),
         schedule=_schedule_dict(emulator),
+        prediction=_prediction(emulator),
         parameters=emulator.parameter_count(),
         training=dict(training or {}),
     )
@@ -304,6 +317,10 @@ def check_autoencoder_pair(emulator_card: Mapping[str, Any], autoencoder_card: M
         )
 
 
+def _prediction(emulator: Emulator) -> str | None:
+    return emulator.denoiser.prediction if isinstance(emulator, DiffusionEmulator) else None
+
+
 def _schedule_dict(emulator: Emulator) -> dict[str, float] | None:
     if not isinstance(emulator, DiffusionEmulator):
         return None
@@ -314,9 +331,14 @@ def _from_card(card: Mapping[str, Any], config: BackboneConfig, label_dim: int) 
     if config.window != card["window"]:
         raise ParameterError("window", card["window"], f"{config.window}, the backbone's")
     layout = (config, card["channels"], tuple(card["grid"]), label_dim, card["space"])
+    if card["method"] != DiffusionEmulator.kind:
+        return build_emulator(card["method"], *layout)
     schedule = card.get("schedule")
-    if card["method"] == DiffusionEmulator.kind and schedule is not None:
-        return DiffusionEmulator(
-            *layout, LogLogitSchedule(schedule["sigma_min"], schedule["sigma_max"])
-        )
-    return build_emulator(card["method"], *layout)
+    if schedule is not None:
+        schedule = LogLogitSchedule(schedule["sigma_min"], schedule["sigma_max"])
+    return DiffusionEmulator(
+        *layout,
+        schedule,
+        # Cards written before x-prediction existed are EDM models.
+        card.get("prediction") or "edm",
+    )

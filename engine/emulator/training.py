@@ -40,6 +40,7 @@ from engine.autoencoder.training import (
     training_record,
 )
 from engine.data.well_reader import WellArrays, load_array
+from engine.diffusion.denoiser import check_prediction
 from engine.emulator.base import SPACES, Emulator
 from engine.emulator.config import preset_config
 from engine.emulator.labels import LabelSpec, condition_labels
@@ -308,6 +309,7 @@ def train_emulator(
     space: str = "latent",
     autoencoder: str | os.PathLike[str] | None = None,
     patch: int | None = None,
+    prediction: str | None = None,
     preset: str = "small",
     steps: int | None = None,
     batch_size: int | None = None,
@@ -326,10 +328,15 @@ def train_emulator(
     Latent space needs `rate` (a rung of the system's ladder) and the autoencoder of that
     rate (default: assets/autoencoders/SYSTEM-aeRATE); pixel space takes neither, and
     `patch` (default 16). `backbone_overrides` replaces fields of the preset's backbone
-    (e.g. a narrower network); they are recorded in the card with the rest.
+    (e.g. a narrower network); they are recorded in the card with the rest. `prediction`
+    (diffusion only) is the denoiser's parametrisation, "edm" (default) or "data".
     """
     if kind not in KINDS:
         raise ParameterError("kind", kind, f"one of {', '.join(KINDS)}")
+    if prediction is not None:
+        if kind != "diffusion":
+            raise ParameterError("prediction", prediction, "unset for a deterministic emulator")
+        check_prediction(prediction)
     if space not in SPACES:
         raise ParameterError("space", space, f"one of {', '.join(SPACES)}")
     if preset not in RECIPES:
@@ -376,7 +383,7 @@ def train_emulator(
 
     started = time.perf_counter()
     result = run_training(
-        lambda: build_emulator(kind, backbone, channels, grid, label_dim, space),
+        lambda: build_emulator(kind, backbone, channels, grid, label_dim, space, prediction),
         emulator_loss,
         source,
         train_config,

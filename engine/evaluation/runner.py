@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from engine.diffusion.samplers import SAMPLER_NAMES, SAMPLERS
 from engine.emulator.training import EvaluationRollouts, score_test_rollouts
 from engine.errors import ParameterError, UnknownNameError
 from engine.evaluation.buckets import MIN_LEADS, RULE, Bucket, bucket_means, lead_buckets
+from engine.evaluation.cache import EvaluationCache, cache_key, frames_sha256
 from engine.evaluation.testset import (
     TestTrajectories,
     frames_dataset,
@@ -406,10 +408,15 @@ def card_check(zoo: Zoo, entry: ZooEntry, pipeline: Pipeline, dataset: Path) -> 
 def evaluate_system(
     zoo: Zoo, system: str, emulators: Sequence[ZooEntry], autoencoders: Sequence[ZooEntry],
     data_root: Path, settings: EvaluationSettings, log: Log = print,
+    cache: EvaluationCache | None = None,
 ) -> dict[str, Any]:
-    """Everything measured on one system (the `systems.<name>` object of results.json)."""
+    """Everything measured on one system (the `systems.<name>` object of results.json).
+
+    Emulator records found in `cache` under an identical key are reused (see cache.py)."""
     ctx = system_context(system, data_root, settings)
     test = ctx.test
+    cache = cache or EvaluationCache(None)
+    test_sha = frames_sha256(test.fields)
     seeds = test.seed_list()
     spans = " / ".join(f"{b.name} {b.label}" for b in ctx.buckets)
     listed = f" (seeds {', '.join(map(str, seeds))})" if seeds else ""
@@ -443,20 +450,38 @@ def evaluate_system(
         log(f"  {entry.name}: reconstruction VRMSE {_bucket_line(floor)} "
             f"({time.perf_counter() - started:.1f} s)")
     for number, entry in enumerate(emulators, 1):
-        started = time.perf_counter()
-        pipeline = zoo.pipeline(entry.name, settings.device)
-        record = evaluate_emulator(ctx, entry, pipeline)
-        if settings.card_check:
-            record["card_check"] = card_check(zoo, entry, pipeline, ctx.dataset)
-        record["wall_time_s"] = time.perf_counter() - started
+        key = cache_key(zoo, entry, settings.record(), test_sha, settings.device)
+        record = cache.get(key)
+        reused = record is not None
+        if record is None:
+            record = _measure(zoo, entry, ctx)
+            if record["status"] == "ok":
+                cache.put(key, record)
         result["models"][entry.name] = record
         ssr = record.get("ssr_rollout")
         log(f"  [{number}/{len(emulators)}] {entry.name}: {record['members']} member(s), "
             f"VRMSE {_bucket_line(record)}"
             f"{f', SSR {ssr:.2f}' if ssr is not None else ''}"
             f"{'' if record['status'] == 'ok' else ', DIVERGED'}"
-            f"{_card_line(record.get('card_check'))}, {record['wall_time_s']:.1f} s")
+            f"{_card_line(record.get('card_check'))}, {record['wall_time_s']:.1f} s"
+            f"{_reuse_line(record) if reused else ''}")
     return result
+
+
+def _reuse_line(record: dict[str, Any]) -> str:
+    return f" (reused: measured {record.get('measured_at')}, same weights, data and code)"
+
+
+def _measure(zoo: Zoo, entry: ZooEntry, ctx: SystemContext) -> dict[str, Any]:
+    """One emulator's record: rollouts, scores and (if asked) the card check."""
+    started = time.perf_counter()
+    pipeline = zoo.pipeline(entry.name, ctx.settings.device)
+    record = evaluate_emulator(ctx, entry, pipeline)
+    if ctx.settings.card_check:
+        record["card_check"] = card_check(zoo, entry, pipeline, ctx.dataset)
+    record["wall_time_s"] = time.perf_counter() - started
+    record["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return record
 
 
 def _bucket_line(record: dict[str, Any]) -> str:
@@ -475,9 +500,12 @@ def _card_line(check: dict[str, Any] | None) -> str:
 def evaluate(
     systems: Sequence[str], settings: EvaluationSettings, *, zoo: Zoo,
     data_root: str | Path, models: Sequence[str] = (), plan: Sequence[ZooModel] | None = None,
-    log: Log = print,
+    log: Log = print, cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate `systems` (the `systems` and `missing` parts of results.json).
+
+    With `cache_dir`, emulator records measured before with the same weights, settings,
+    test frames and engine code are reused from there (engine/evaluation/cache.py).
 
     Unknown systems and model names, and a selection with no available emulator at all,
     are refused before anything runs.
@@ -493,7 +521,8 @@ def evaluate(
     for system in systems:
         results[system] = evaluate_system(
             zoo, system, selection.emulators[system], selection.autoencoders[system],
-            Path(data_root), settings, log)
+            Path(data_root), settings, log,
+            EvaluationCache(None if cache_dir is None else Path(cache_dir)))
         results[system]["rates"] = selection.rates[system]
         results[system]["missing"] = selection.missing[system]
         for name, why in selection.missing[system].items():

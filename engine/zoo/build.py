@@ -2,7 +2,9 @@
 and publish it to assets/ with a manifest entry.
 
 Every step resumes: a dataset whose metadata file exists is complete (it is written
-last); a run directory with checkpoints continues with --resume; a finished run whose
+last); a run directory with checkpoints continues with --resume, unless it was made by
+another command (the plan changed) or --force asks for a fresh run, in which case it is
+moved aside (never deleted) so stale checkpoints are not resumed; a finished run whose
 model file matches the plan is published without retraining; a published model whose
 files still match the manifest is skipped. So `latentsim zoo train` can be stopped at
 any point and run again, across sittings or on another machine.
@@ -14,11 +16,13 @@ is the pair that was trained together.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.data.atomic import atomic_open
 from engine.errors import DataFormatError, ParameterError
 from engine.model_files import copy_model, load_model_card, model_paths
 from engine.paths import assets_root, data_root, runs_root
@@ -26,6 +30,7 @@ from engine.zoo.manifest import ZooEntry, load_zoo, locked_manifest, sha256_file
 from engine.zoo.plan import SEED, ZooModel, zoo_plan
 
 STORAGE_DTYPE = "float16"
+RUN_COMMAND_FILE = "zoo-command.json"
 HELD_OUT = ("test trajectories use seeds 2,000,000 and up; training uses 0 and up and "
             "validation 1,000,000 and up, so no test initial condition was seen in training")
 
@@ -79,10 +84,47 @@ def build(
         ensure_dataset(model.system, data, log)
         run_dir = runs / model.name
         stem = run_dir / "model"
-        if force or not _finished(model, stem, assets):
+        claim_run_dir(model, run_dir, assets, fresh=force, log=log)
+        if not _finished(model, stem, assets):
             train(model, run_dir, data, assets, log)
         entry = publish(model, stem, assets)
         log(f"{model.name}: published {entry.asset}")
+
+
+def claim_run_dir(model: ZooModel, run_dir: Path, assets: Path | None, *, fresh: bool,
+                  log: Callable[[str], Any]) -> None:
+    """Leave `run_dir` holding nothing but a run of the model's current command.
+
+    Its checkpoints would otherwise be resumed as this run's even when they were trained
+    with other settings (--resume checks the optimiser settings, not e.g. the denoiser's
+    parametrisation). A directory made by another command, one whose finished model no
+    longer matches the plan, or any directory when `fresh`, is renamed NAME.replaced-N.
+    """
+    record = run_dir / RUN_COMMAND_FILE
+    if run_dir.exists():
+        if record.exists():
+            try:
+                stale = json.loads(record.read_text()) != model.command()
+            except (OSError, ValueError):
+                stale = True
+        else:  # made before the record existed: stale only if its model is another one's
+            stem = run_dir / "model"
+            stale = model_paths(stem)[1].exists() and not _finished(model, stem, assets)
+        if fresh or stale:
+            aside = _unused_sibling(run_dir, "replaced")
+            run_dir.rename(aside)
+            log(f"{model.name}: moved the previous run aside to {aside}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_open(record, "w") as handle:
+        json.dump(model.command(), handle)
+
+
+def _unused_sibling(path: Path, tag: str) -> Path:
+    """PATH.TAG-1, PATH.TAG-2, ...: the first that does not exist."""
+    n = 1
+    while path.with_name(f"{path.name}.{tag}-{n}").exists():
+        n += 1
+    return path.with_name(f"{path.name}.{tag}-{n}")
 
 
 def ensure_dataset(system: str, data: Path, log: Callable[[str], Any]) -> None:
@@ -151,6 +193,9 @@ def check_settings(model: ZooModel, card: dict[str, Any], where: object) -> None
              "seed": config.get("seed")}
     wanted = {**{key: model.settings[key] for key in ("preset", "steps", "batch_size", "lr")},
               "seed": SEED}
+    if model.method == "diffusion":  # cards from before x-prediction are EDM models
+        found["prediction"] = card.get("prediction") or "edm"
+        wanted["prediction"] = model.settings.get("prediction", "edm")
     differ = [f"{key}={found[key]!r} (plan: {wanted[key]!r})"
               for key in wanted if found[key] != wanted[key]]
     if card.get("kind") != model.kind or card.get("system") != model.system:

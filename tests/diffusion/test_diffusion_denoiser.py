@@ -21,6 +21,7 @@ from engine.diffusion import (
     leading_context_mask,
     sample_context_lengths,
 )
+from engine.errors import ParameterError
 
 
 class Recorder(nn.Module):
@@ -229,3 +230,68 @@ def test_unconditional_sampling_returns_the_sampler_state():
     via_denoiser = Denoiser(network).sample(sampler, x1)
     direct = sampler.sample(data.denoise, x1)
     torch.testing.assert_close(via_denoiser, direct, rtol=1e-10, atol=1e-10)
+
+
+class SubspaceNetwork(nn.Module):
+    """The exact denoiser for data that is N(0, 1) in its first `rank` coordinates and 0 in
+    the others, written through an output layer that reaches only the first `rank`.
+
+    Stands in for a ViT whose tokens hold more values than it is wide (16x16 pixel patches
+    of 4 fields = 1024 values through width 128): it cannot write the other coordinates.
+    """
+
+    def __init__(self, rank: int, prediction: str):
+        super().__init__()
+        self.rank, self.prediction = rank, prediction
+
+    def forward(self, x_in, log_sigma, condition, context_mask):
+        sigma = log_sigma.exp()[:, None]
+        x_t = x_in * torch.sqrt(1 + sigma**2)
+        posterior_mean = x_t / (1 + sigma**2)  # E[x | x_t] for x ~ N(0, 1)
+        _, c_out, c_skip = edm_coefficients(sigma)
+        wanted = posterior_mean if self.prediction == "data" else (
+            (posterior_mean - c_skip * x_t) / c_out)
+        out = torch.zeros_like(x_in)
+        out[:, : self.rank] = wanted[:, : self.rank]
+        return out
+
+
+def test_data_prediction_returns_the_network_output_and_floors_the_loss_weight():
+    network = Recorder(0.5)
+    x_t = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
+    x_hat = Denoiser(network, prediction="data")(x_t, 2.0)
+    torch.testing.assert_close(x_hat, torch.full_like(x_t, 0.5))
+    torch.testing.assert_close(network.seen["x_in"], x_t / math.sqrt(5.0))
+    # Loss: (0.5 − x)² / max(v, 0.01); at σ = 0.05, v = 0.0025/1.0025 < 0.01 is floored.
+    x = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    for sigma, weight in ((2.0, 5.0 / 4.0), (0.05, 1 / 0.01)):
+        loss = diffusion_loss(Denoiser(Recorder(0.5), prediction="data"), x,
+                              sigmas=torch.tensor([sigma], dtype=torch.float64),
+                              generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(loss, torch.tensor((0.25 + 0.25) / 2 * weight,
+                                                      dtype=torch.float64))
+
+
+def test_unknown_prediction_is_refused_with_the_choices():
+    with pytest.raises(ParameterError, match=r"prediction.*'v'.*edm, data"):
+        Denoiser(Recorder(), prediction="v")
+
+
+@pytest.mark.parametrize("prediction, expected_std", [("edm", 1.0), ("data", 1e-3)])
+def test_unreachable_directions_keep_unit_noise_with_the_edm_skip(prediction, expected_std):
+    """Why the pixel diffusion baseline predicts the data (docs/emulators.md).
+
+    In coordinates the output layer cannot reach, D = c_skip·x_t (EDM) and the probability-
+    flow ODE dx/dσ = (x − D)/σ = σ x/(1+σ²) scales x by √(1+σ²): from σ_max = 1e3 down to
+    σ_min = 1e-3, noise of std σ_max ends with std ≈ 1, as large as the data. With D = 0
+    there (data prediction) dx/dσ = x/σ scales it by σ and it ends at σ_min.
+    """
+    data_dims, rank = 256, 32
+    denoiser = Denoiser(SubspaceNetwork(rank, prediction), prediction=prediction)
+    sampler = get_sampler("ab", steps=16, order=3)
+    generator = torch.Generator().manual_seed(0)
+    x1 = sampler.schedule.sigma_max * torch.randn(64, data_dims, generator=generator,
+                                                   dtype=torch.float64)
+    x = denoiser.sample(sampler, x1, generator=generator)
+    assert x[:, :rank].std().item() == pytest.approx(1.0, rel=0.1)  # the data's law
+    assert x[:, rank:].std().item() == pytest.approx(expected_std, rel=0.1)  # data: 0

@@ -15,6 +15,7 @@ from engine.diffusion import LogLogitSchedule
 from engine.emulator import (
     DeterministicEmulator,
     DiffusionEmulator,
+    build_emulator,
     check_autoencoder_pair,
     load_emulator,
     save_emulator,
@@ -110,6 +111,24 @@ def test_the_noise_schedule_travels_with_the_model(tmp_path):
     with torch.inference_mode():
         loaded.generate(torch.zeros(1, 1, 4, 4, 4), torch.zeros(1, 1))
     assert len(seen) == 16 and float(seen[0]) == pytest.approx(1e2)
+
+
+def test_the_denoiser_parametrisation_travels_with_the_model(tmp_path):
+    config = dataclasses.replace(TINY, patch=8)
+    emulator = build_emulator("diffusion", config, 3, (64, 64), 1, "pixel", "data")
+    path = save_emulator(tmp_path, "x_pred", emulator, system=SPEC, preprocessing=PREPROCESSING)
+    loaded, card = load_emulator(path, "cpu")
+    assert card["prediction"] == "data" and loaded.denoiser.prediction == "data"
+    # Cards written before the choice existed hold EDM models.
+    card_path = model_paths(path)[1]
+    legacy = json.loads(card_path.read_text())
+    del legacy["prediction"]
+    card_path.write_text(json.dumps(legacy))
+    assert load_emulator(path, "cpu")[0].denoiser.prediction == "edm"
+    with pytest.raises(ParameterError, match=r"prediction.*deterministic"):
+        build_emulator("deterministic", config, 3, (64, 64), 1, "pixel", "data")
+    with pytest.raises(ParameterError, match=r"prediction.*'x'.*edm, data"):
+        build_emulator("diffusion", config, 3, (64, 64), 1, "pixel", "x")
 
 
 def test_pixel_deterministic_round_trip(tmp_path):

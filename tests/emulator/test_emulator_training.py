@@ -258,6 +258,8 @@ def test_an_autoencoder_of_another_rate_or_system_is_refused(data_root, autoenco
         ({"space": "pixel"}, r"rate / autoencoder.*neither"),
         ({"space": "pixel", "rate": None, "patch": 24}, r"patch=24.*\(64, 64\)"),
         ({"preset": "huge"}, r"preset='huge'.*small, compact, paper"),
+        ({"kind": "deterministic", "prediction": "data"}, r"prediction='data'.*deterministic"),
+        ({"prediction": "v"}, r"prediction='v'.*edm, data"),
     ],
 )
 def test_bad_input_names_the_value_and_the_valid_ones(data_root, tmp_path, options, message):
@@ -321,6 +323,18 @@ def test_pixel_baseline_stores_its_preprocessing(data_root, tmp_path):
     assert all(math.isfinite(v) for v in metrics["vrmse_by_lead"])
     pipeline = Pipeline.load(card_path, device="cpu")
     assert (pipeline.space, pipeline.kind, pipeline.rate) == ("pixel", "deterministic", None)
+
+
+def test_pixel_diffusion_can_predict_the_data(data_root, tmp_path):
+    card_path = train_emulator(
+        "kolmogorov", kind="diffusion", space="pixel", patch=16, prediction="data",
+        data_root=data_root, run_dir=tmp_path, steps=STEPS, batch_size=8, device="cpu",
+        progress=False, backbone_overrides=TINY_BACKBONE, test_rollouts=FAST_TEST,
+    )
+    card = json.loads(card_path.read_text())
+    assert card["prediction"] == "data" and card["backbone"]["patch"] == 16
+    assert all(math.isfinite(v) for v in card["training"]["test_metrics"]["vrmse_by_lead"])
+    assert Pipeline.load(card_path, device="cpu").emulator.denoiser.prediction == "data"
 
 
 def test_cli_trains_the_small_preset_and_refuses_an_impossible_stride(

@@ -37,7 +37,7 @@ def evaluated(data_root: Path, zoo_root: Path, tmp_path_factory) -> Path:
         code = main(["evaluate", SYSTEM, "--data", str(data_root), "--assets", str(zoo_root),
                      "--output-dir", str(output), "--trajectories", str(TRAJECTORIES),
                      "--members", str(MEMBERS), "--steps", str(STEPS), "--device", "cpu",
-                     "--horizon", "48"])
+                     "--horizon", "48", "--cache-dir", str(output / "cache")])
     assert code == 0
     return output
 
@@ -237,6 +237,41 @@ def test_missing_and_unselected_models_are_listed_and_findings_say_so(data_root,
     assert findings[1].verdict in ("NOT EVALUATED", "MISSED")
     assert f"{SYSTEM}-deterministic-ae6" in findings[1].systems[SYSTEM].missing
     assert f"{SYSTEM}-diffusion-ae24" in findings[3].missing
+
+
+def test_records_are_reused_only_for_the_same_weights_settings_and_data(
+        data_root, zoo_root, tmp_path, monkeypatch):
+    from engine.evaluation import runner
+
+    name = f"{SYSTEM}-diffusion-ae3"
+    cache_dir = tmp_path / "cache"
+
+    def run(**options):
+        lines = []
+        results = evaluate([SYSTEM], _settings(**options), zoo=load_zoo(zoo_root),
+                           data_root=data_root, models=[name], log=lines.append,
+                           cache_dir=cache_dir)
+        return results[SYSTEM]["models"][name], lines
+
+    first, _ = run()
+    measured = []
+    real_measure = runner._measure
+    monkeypatch.setattr(runner, "_measure",
+                        lambda *a: measured.append(a[1].name) or real_measure(*a))
+    again, lines = run()
+    assert measured == [] and again == json.loads(json.dumps(first))
+    assert any("reused: measured" in line for line in lines)
+    run(seed=1)  # other settings: measured again
+    assert measured == [name]
+    # An unreadable record, or one of other weights, is measured again too.
+    record = cache_dir / f"{name}.json"
+    record.write_text("{ not json")
+    run(seed=1)
+    stored = json.loads(record.read_text())
+    stored["key"]["weights_sha256"] = "0" * 64
+    record.write_text(json.dumps(stored))
+    run(seed=1)
+    assert measured == [name] * 3
 
 
 def test_a_diverging_rollout_is_recorded_not_raised(data_root, zoo_root, monkeypatch, tmp_path):

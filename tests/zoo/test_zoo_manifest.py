@@ -19,7 +19,7 @@ from engine.rollout import RolloutConfig, rollout, truth_dataset
 from engine.systems import get_system
 from engine.zoo import build as zoo_build
 from engine.zoo.manifest import load_zoo, read_manifest
-from engine.zoo.plan import ZooModel, zoo_plan
+from engine.zoo.plan import ZooModel, plan_entry, zoo_plan
 
 GRID = (16, 16)
 SETTINGS = {"preset": "small", "steps": 3, "batch_size": 2, "lr": 1e-3}
@@ -85,6 +85,9 @@ def test_plan_covers_the_issue_and_every_command_parses():
         assert (args.config, args.steps, args.batch_size, args.lr, args.seed) == (
             model.settings["preset"], model.settings["steps"], model.settings["batch_size"],
             model.settings["lr"], 0)
+        assert getattr(args, "prediction", None) == model.settings.get("prediction")
+    # The pixel diffusion baseline's tokens (16x16x4 values) are wider than its network.
+    assert plan_entry("rayleigh_benard-diffusion-pixel").settings["prediction"] == "data"
 
 
 def test_published_models_load_through_the_manifest_and_roll_out(zoo_root):
@@ -195,6 +198,29 @@ def test_build_skips_published_models_and_resumes_unfinished_runs(zoo_root, tmp_
     zoo_build.build([other], runs=tmp_path / "runs2", assets=zoo_root, force=True,
                     log=messages.append)
     assert calls == [other.name, other.name]
+
+
+def test_runs_of_another_command_or_forced_ones_are_moved_aside(tmp_path):
+    messages = []
+    run_dir = tmp_path / "runs" / AE.name
+    (run_dir / "checkpoints").mkdir(parents=True)  # an unfinished run from before the record
+    zoo_build.claim_run_dir(AE, run_dir, tmp_path, fresh=False, log=messages.append)
+    assert (run_dir / "checkpoints").is_dir() and messages == []  # adopted: it resumes
+    assert json.loads((run_dir / "zoo-command.json").read_text()) == AE.command()
+    # The plan changed: its checkpoints are another model's, kept aside, not resumed.
+    changed = ZooModel(AE.name, "autoencoder", "kolmogorov", {**SETTINGS, "steps": 4}, rate=6)
+    zoo_build.claim_run_dir(changed, run_dir, tmp_path, fresh=False, log=messages.append)
+    aside = tmp_path / "runs" / f"{AE.name}.replaced-1"
+    assert (aside / "checkpoints").is_dir() and not (run_dir / "checkpoints").exists()
+    assert json.loads((run_dir / "zoo-command.json").read_text()) == changed.command()
+    # --force starts over even with the same command; earlier runs are never overwritten.
+    zoo_build.claim_run_dir(changed, run_dir, tmp_path, fresh=True, log=messages.append)
+    assert (tmp_path / "runs" / f"{AE.name}.replaced-2").is_dir() and len(messages) == 2
+    # A finished run without the record whose model has other settings is stale too.
+    legacy = tmp_path / "runs" / "legacy"
+    _tiny_autoencoder(legacy, "model", training=_training(seed=7))
+    zoo_build.claim_run_dir(AE, legacy, tmp_path, fresh=False, log=messages.append)
+    assert (tmp_path / "runs" / "legacy.replaced-1" / "model.json").exists()
 
 
 def test_an_emulator_waits_for_its_autoencoder(tmp_path, monkeypatch):

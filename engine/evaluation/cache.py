@@ -1,0 +1,86 @@
+"""Reuse an emulator's evaluation when nothing that decides its numbers has changed.
+
+`latentsim evaluate --all` rolls out every zoo emulator (one to two minutes each on a CPU),
+so adding one model to the zoo should not re-measure the thirty others. A stored record is
+used only if its key matches exactly: the emulator's and its autoencoder's weight hashes,
+the evaluation settings (device type included), a hash of the test frames themselves and a
+hash of the engine's source code, so any code change re-measures everything. Anything
+unreadable or different is measured again and overwritten; records are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import engine
+from engine.data.atomic import atomic_open
+from engine.device import resolve_device
+from engine.evaluation.report import json_safe
+from engine.zoo.manifest import Zoo, ZooEntry
+
+ENGINE_ROOT = Path(engine.__file__).resolve().parent
+
+
+@lru_cache(maxsize=1)
+def engine_source_sha256() -> str:
+    """SHA-256 over every engine/*.py file (relative path and bytes), in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(ENGINE_ROOT.rglob("*.py")):
+        digest.update(path.relative_to(ENGINE_ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def frames_sha256(frames: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+
+
+def cache_key(zoo: Zoo, entry: ZooEntry, settings: dict[str, Any], test_frames_sha256: str,
+              device: str) -> dict[str, Any]:
+    """What an evaluation record depends on, as plain JSON."""
+    autoencoder = zoo.entries[entry.autoencoder].weights_sha256 if entry.autoencoder else None
+    key = {
+        "model": entry.name,
+        "weights_sha256": entry.weights_sha256,
+        "autoencoder_sha256": autoencoder,
+        "settings": {**settings, "device": resolve_device(device).type},
+        "test_frames_sha256": test_frames_sha256,
+        "engine_sha256": engine_source_sha256(),
+    }
+    return json.loads(json.dumps(json_safe(key)))
+
+
+class EvaluationCache:
+    """One JSON file per model under `root`; `root=None` stores and finds nothing."""
+
+    def __init__(self, root: Path | None):
+        self.root = root
+
+    def _path(self, key: dict[str, Any]) -> Path | None:
+        return None if self.root is None else self.root / f"{key['model']}.json"
+
+    def get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        path = self._path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(stored, dict) or stored.get("key") != key:
+            return None
+        return stored.get("record")
+
+    def put(self, key: dict[str, Any], record: dict[str, Any]) -> None:
+        path = self._path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "w") as handle:
+            json.dump(json_safe({"key": key, "record": record}), handle, allow_nan=False)
