@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "engine.commands.train_emulator",
     "engine.commands.evaluate_ae",
     "engine.commands.evaluate",
+    "engine.commands.diagnose_spread",
     "engine.commands.encode",
     "engine.commands.zoo",
 )
