@@ -4,7 +4,7 @@
 so adding one model to the zoo should not re-measure the thirty others. A stored record is
 used only if its key matches exactly: the emulator's and its autoencoder's weight hashes,
 the evaluation settings (device type included), a hash of the test frames themselves and a
-hash of the engine's source code, so any code change re-measures everything. Anything
+hash of the engine's source code (but the report's), so a code change re-measures all. Anything
 unreadable or different is measured again and overwritten; records are written atomically.
 """
 
@@ -25,14 +25,22 @@ from engine.evaluation.report import json_safe
 from engine.zoo.manifest import Zoo, ZooEntry
 
 ENGINE_ROOT = Path(engine.__file__).resolve().parent
+# Code that only formats, reports or times records cannot change them: editing the report
+# or the findings' wording must not re-measure the zoo.
+NOT_MEASUREMENT = ("commands/", "bench/", "evaluation/report.py", "evaluation/findings.py",
+                   "evaluation/figures.py", "evaluation/paper.py")
 
 
 @lru_cache(maxsize=1)
 def engine_source_sha256() -> str:
-    """SHA-256 over every engine/*.py file (relative path and bytes), in sorted order."""
+    """SHA-256 over the engine's *.py files that take part in measuring (relative path and
+    bytes, sorted): everything but `NOT_MEASUREMENT`."""
     digest = hashlib.sha256()
     for path in sorted(ENGINE_ROOT.rglob("*.py")):
-        digest.update(path.relative_to(ENGINE_ROOT).as_posix().encode())
+        relative = path.relative_to(ENGINE_ROOT).as_posix()
+        if relative.startswith(NOT_MEASUREMENT):
+            continue
+        digest.update(relative.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
