@@ -21,6 +21,11 @@ def test_the_manifest_lists_only_planned_and_intact_models():
         assert list(entry.command) == PLAN[name].command(), f"{name} was trained otherwise"
 
 
+def test_every_planned_model_is_shipped():
+    missing = sorted(set(PLAN) - set(ZOO.entries))
+    assert not missing, f"planned but not in assets/ (latentsim zoo train): {missing}"
+
+
 @pytest.mark.parametrize("name", sorted(e.name for e in ZOO.available(kind="autoencoder")))
 def test_autoencoder_loads_and_round_trips(name):
     entry = ZOO.get(name)
