@@ -33,6 +33,7 @@ import xarray
 from engine.autoencoder.training import dataset_dir, reconstruct
 from engine.device import resolve_device
 from engine.diffusion.samplers import SAMPLER_NAMES, SAMPLERS
+from engine.emulator.labels import LabelSpec
 from engine.emulator.training import EvaluationRollouts, score_test_rollouts
 from engine.errors import ParameterError, UnknownNameError
 from engine.evaluation.buckets import MIN_LEADS, RULE, Bucket, bucket_means, lead_buckets
@@ -224,8 +225,8 @@ def summarize(
 
     `lead` is every lead asked for, in stored frames. Per bucket and score: "mean" (over
     trajectories, fields and the bucket's leads; for scores in field units only when all
-    fields share the unit) and "by_field". Per lead: VRMSE (and SSR) over trajectories and
-    fields, for the figures.
+    fields share the unit) and "by_field" (VRMSE also "by_trajectory"). Per lead: VRMSE
+    (and SSR) over trajectories and fields, for the figures.
     """
     names = SCORES + (ENSEMBLE_SCORES if ensemble else ())
     shape = (len(channels), len(lead))
@@ -243,6 +244,8 @@ def summarize(
                 "mean": float(by_field.mean()) if averaged else None,
                 "by_field": {c: float(v) for c, v in zip(channels, by_field, strict=True)},
             }
+            if name == "vrmse":  # a mean over trajectories can hide one that dominates it
+                per_bucket[bucket][name]["by_trajectory"] = [float(v) for v in means.mean(1)]
     result: dict[str, Any] = {
         "lead_frames": lead.tolist(),
         "vrmse_by_lead": [_number(v) for v in stacked["vrmse"].mean(axis=(0, 1))],
@@ -430,6 +433,7 @@ def evaluate_system(
         "trajectories": len(test),
         "trajectory_indices": test.indices.tolist(),
         "seeds": seeds,
+        "conditions": test.conditions(LabelSpec.from_system(get_system(system).spec)),
         "frames_per_trajectory": test.frames,
         "context": settings.context,
         "horizon": ctx.horizon,

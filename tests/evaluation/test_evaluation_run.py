@@ -329,3 +329,13 @@ def test_the_code_hash_follows_measuring_code_not_the_report(tmp_path, monkeypat
     assert cache.engine_source_sha256.__wrapped__() == first
     (tmp_path / "rollout.py").write_text("x = 2\n")
     assert cache.engine_source_sha256.__wrapped__() != first
+
+
+def test_per_trajectory_vrmse_averages_to_the_bucket_mean(results):
+    system = results["systems"][SYSTEM]
+    assert len(system["conditions"]) == TRAJECTORIES and "Reynolds" in system["conditions"][0]
+    for record in system["models"].values():
+        for bucket in record["buckets"].values():
+            per_trajectory = bucket["vrmse"]["by_trajectory"]
+            assert len(per_trajectory) == TRAJECTORIES
+            assert np.mean(per_trajectory) == pytest.approx(bucket["vrmse"]["mean"], rel=1e-12)
