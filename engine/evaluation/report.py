@@ -177,6 +177,29 @@ def details(system: Mapping[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+def _condition(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in values.items())
+
+
+def per_trajectory(system: Mapping[str, Any]) -> list[str]:
+    """Long-bucket VRMSE of every model on each test trajectory: the mean over trajectories
+    in the tables above can be dominated by one, e.g. a field whose truth turns nearly
+    uniform (VRMSE divides by its spatial standard deviation)."""
+    records = [(name, r) for name, r in system["models"].items()
+               if (r["buckets"]["long"].get("vrmse") or {}).get("by_trajectory")]
+    if not records:
+        return []
+    seeds = system.get("seeds") or list(range(system["trajectories"]))
+    conditions = system.get("conditions") or [{}] * len(seeds)
+    header = ["model", *(f"{seed} ({_condition(c)})" if c else str(seed)
+                         for seed, c in zip(seeds, conditions, strict=True))]
+    rows = [[f"`{name}`", *(_f(v, 2) for v in r["buckets"]["long"]["vrmse"]["by_trajectory"])]
+            for name, r in records]
+    return ["Long-bucket VRMSE per test trajectory (columns: seed and conditions; the "
+            "bucket mean above is the mean of a row):", "", *_table(header, rows), ""]
+
+
 def _divergences(system: Mapping[str, Any]) -> list[str]:
     lines = []
     for name, record in system["models"].items():
@@ -208,7 +231,8 @@ def system_section(name: str, system: Mapping[str, Any], figure: str | None) -> 
         lines += ["The paper's numbers (its own buckets; autoencoder floor at its short "
                   "bucket):", "", *paper_table(PAPER[name]), ""]
     lines += ["Details (means over fields; fair CRPS only for ensembles, in the fields' "
-              "units; spectral errors at the long bucket):", "", *details(system), ""]
+              "units; spectral errors at the long bucket):", "", *details(system), "",
+              *per_trajectory(system)]
     divergences = _divergences(system)
     if divergences:
         lines += ["Diverged rollouts:", "", *divergences, ""]

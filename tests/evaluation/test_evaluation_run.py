@@ -339,3 +339,14 @@ def test_per_trajectory_vrmse_averages_to_the_bucket_mean(results):
             per_trajectory = bucket["vrmse"]["by_trajectory"]
             assert len(per_trajectory) == TRAJECTORIES
             assert np.mean(per_trajectory) == pytest.approx(bucket["vrmse"]["mean"], rel=1e-12)
+
+
+def test_markdown_lists_the_long_bucket_per_trajectory(results, evaluated):
+    text = (evaluated / "RESULTS.md").read_text()
+    assert "Long-bucket VRMSE per test trajectory" in text
+    name = f"{SYSTEM}-diffusion-ae3"
+    row = next(line for line in text.splitlines()
+               if line.startswith(f"| `{name}` |") and line.count("|") == TRAJECTORIES + 2)
+    values = results["systems"][SYSTEM]["models"][name]["buckets"]["long"]["vrmse"]
+    assert row == "| `" + name + "` | " + " | ".join(
+        f"{v:.2f}" for v in values["by_trajectory"]) + " |"
