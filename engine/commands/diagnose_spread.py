@@ -32,11 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from engine.autoencoder.training import dataset_dir
-    from engine.data.atomic import atomic_open
     from engine.evaluation.reach import spread_by_reach
+    from engine.evaluation.report import write_json
     from engine.evaluation.testset import load_test_trajectories
     from engine.paths import data_root
     from engine.pipeline import Pipeline
@@ -51,10 +49,7 @@ def run(args: argparse.Namespace) -> int:
     result = {"model": args.model, **spread_by_reach(
         pipeline, test, trajectory=args.trajectory, starts=args.starts, members=args.members,
         seed=args.seed)}
-    text = json.dumps(result, indent=1)
-    print(text)
+    print(json.dumps(result, indent=1))
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(args.output) as handle:
-            handle.write(text + "\n")
+        write_json(result, args.output)
     return 0

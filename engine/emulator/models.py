@@ -34,6 +34,7 @@ from engine.diffusion import (
     Sampler,
     diffusion_loss,
 )
+from engine.diffusion.denoiser import check_prediction
 from engine.emulator.backbone import Backbone
 from engine.emulator.base import Emulator
 from engine.emulator.config import BackboneConfig
@@ -163,15 +164,29 @@ def build_emulator(
 
     `prediction` ("edm" or "data", default "edm") applies to diffusion only.
     """
+    prediction = check_kind_and_prediction(kind, prediction)
+    if prediction is None:
+        return EMULATORS[kind](backbone_config, channels, grid, label_dim, space)
+    return DiffusionEmulator(
+        backbone_config, channels, grid, label_dim, space, prediction=prediction
+    )
+
+
+def check_kind_and_prediction(kind: str, prediction: str | None) -> str | None:
+    """The denoiser parametrisation for an emulator of `kind`: None for a deterministic one
+    (which takes none), `prediction` or "edm" for a diffusion one; ParameterError otherwise."""
     if kind not in EMULATORS:
         raise ParameterError("emulator kind", kind, f"one of {', '.join(EMULATORS)}")
     if kind != DiffusionEmulator.kind:
         if prediction is not None:
             raise ParameterError("prediction", prediction, "unset for a deterministic emulator")
-        return EMULATORS[kind](backbone_config, channels, grid, label_dim, space)
-    return DiffusionEmulator(
-        backbone_config, channels, grid, label_dim, space, prediction=prediction or "edm"
-    )
+        return None
+    return check_prediction(prediction or "edm")
+
+
+def card_prediction(card: Mapping[str, Any]) -> str:
+    """A diffusion card's parametrisation; cards written before the choice are EDM models."""
+    return card.get("prediction") or "edm"
 
 
 # ---------------------------------------------------------------------- model files
@@ -339,6 +354,5 @@ def _from_card(card: Mapping[str, Any], config: BackboneConfig, label_dim: int) 
     return DiffusionEmulator(
         *layout,
         schedule,
-        # Cards written before x-prediction existed are EDM models.
-        card.get("prediction") or "edm",
+        card_prediction(card),
     )

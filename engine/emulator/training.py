@@ -40,11 +40,15 @@ from engine.autoencoder.training import (
     training_record,
 )
 from engine.data.well_reader import WellArrays, load_array
-from engine.diffusion.denoiser import check_prediction
 from engine.emulator.base import SPACES, Emulator
 from engine.emulator.config import preset_config
 from engine.emulator.labels import LabelSpec, condition_labels
-from engine.emulator.models import EMULATORS, build_emulator, save_emulator
+from engine.emulator.models import (
+    EMULATORS,
+    build_emulator,
+    check_kind_and_prediction,
+    save_emulator,
+)
 from engine.emulator.windows import WindowSource, emulator_loss
 from engine.errors import DataFormatError, ParameterError
 from engine.evaluation.testset import (
@@ -333,10 +337,7 @@ def train_emulator(
     """
     if kind not in KINDS:
         raise ParameterError("kind", kind, f"one of {', '.join(KINDS)}")
-    if prediction is not None:
-        if kind != "diffusion":
-            raise ParameterError("prediction", prediction, "unset for a deterministic emulator")
-        check_prediction(prediction)
+    check_kind_and_prediction(kind, prediction)  # before any data is read
     if space not in SPACES:
         raise ParameterError("space", space, f"one of {', '.join(SPACES)}")
     if preset not in RECIPES:

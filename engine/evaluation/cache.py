@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 import engine
-from engine.data.atomic import atomic_open
 from engine.device import resolve_device
-from engine.evaluation.report import json_safe
+from engine.evaluation.report import json_safe, write_json
 from engine.zoo.manifest import Zoo, ZooEntry
 
 ENGINE_ROOT = Path(engine.__file__).resolve().parent
@@ -87,8 +86,5 @@ class EvaluationCache:
 
     def put(self, key: dict[str, Any], record: dict[str, Any]) -> None:
         path = self._path(key)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path, "w") as handle:
-            json.dump(json_safe({"key": key, "record": record}), handle, allow_nan=False)
+        if path is not None:
+            write_json({"key": key, "record": record}, path)

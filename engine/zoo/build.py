@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.atomic import atomic_open
+from engine.emulator.models import card_prediction
 from engine.errors import DataFormatError, ParameterError
 from engine.model_files import copy_model, load_model_card, model_paths
 from engine.paths import assets_root, data_root, runs_root
@@ -193,8 +194,8 @@ def check_settings(model: ZooModel, card: dict[str, Any], where: object) -> None
              "seed": config.get("seed")}
     wanted = {**{key: model.settings[key] for key in ("preset", "steps", "batch_size", "lr")},
               "seed": SEED}
-    if model.method == "diffusion":  # cards from before x-prediction are EDM models
-        found["prediction"] = card.get("prediction") or "edm"
+    if model.method == "diffusion":
+        found["prediction"] = card_prediction(card)
         wanted["prediction"] = model.settings.get("prediction", "edm")
     differ = [f"{key}={found[key]!r} (plan: {wanted[key]!r})"
               for key in wanted if found[key] != wanted[key]]
