@@ -30,12 +30,14 @@ app: $(STAMP)
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: $(STAMP) $(CHROMIUM)
-	$(BIN)/ruff check engine app tests
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest
 
+# Lint rules, formatting and the import layers (contracts in pyproject.toml).
 lint: $(STAMP)
-	$(BIN)/ruff check engine app tests
+	$(BIN)/ruff check engine app tests tools
+	$(BIN)/ruff format --check engine app tests tools
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

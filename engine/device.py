@@ -1,10 +1,13 @@
-"""One place that turns a user's device choice into a torch.device.
+"""One place that turns a user's device choice into a torch.device, and describes it.
 
 CUDA is used when present and asked for ("auto"); nothing else in the engine calls
 `.cuda()`, so every code path also runs on CPU.
 """
 
 from __future__ import annotations
+
+import os
+import platform
 
 import torch
 
@@ -36,3 +39,30 @@ def resolve_dtype(choice: str | torch.dtype) -> torch.dtype:
     elif choice in ("float32", "float64"):
         return getattr(torch, choice)
     raise ParameterError("dtype", choice, "'float32' or 'float64'")
+
+
+def machine_info(device: torch.device | None = None) -> dict[str, object]:
+    """What the numbers were measured on, stored next to every result."""
+    info: dict[str, object] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_available": torch.cuda.is_available(),
+    }
+    if device is not None and device.type == "cuda":
+        info["cuda_device"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

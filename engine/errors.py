@@ -6,6 +6,7 @@ accepted, so the CLI can print it verbatim and exit non-zero.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any
@@ -45,6 +46,22 @@ class ParameterError(LatentsimError, ValueError):
     def __init__(self, name: str, value: object, valid: str):
         self.name, self.value, self.valid = name, value, valid
         super().__init__(f"{name}={value!r} is invalid; valid: {valid}")
+
+
+def check_integer(
+    name: str, value: object, low: int, high: int | None = None, why: str = ""
+) -> int:
+    """`value` as an int, or ParameterError unless it is an integer in low..high.
+
+    Booleans are refused although Python counts them as integers: `members=True` is a
+    mistake, not one member. NumPy integers are accepted (they come out of arrays).
+    """
+    valid = f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ParameterError(name, value, valid + why)
+    if value < low or (high is not None and value > high):
+        raise ParameterError(name, value, valid + why)
+    return int(value)
 
 
 def reject_unknown_fields(config_class: type, data: Mapping[str, Any], what: str) -> None:

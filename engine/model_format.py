@@ -1,4 +1,4 @@
-"""Model files: `<name>.safetensors` weights next to a `<name>.json` card.
+"""The model file format: `<name>.safetensors` weights next to a `<name>.json` card.
 
 The card is everything needed to rebuild and trust the weights without the code or run
 that produced them: kind, system, compression rate, latent shape, architecture config,
@@ -9,6 +9,10 @@ Weights are only ever read with safetensors, never torch.load or pickle, so a mo
 from elsewhere cannot execute code. Both files are written atomically (the weights
 first, the card last): a reader sees a complete old or new pair, and a card whose
 weights were replaced or damaged afterwards is caught by the hash.
+
+This module knows nothing of any model: each model package saves and loads its own kind
+on top of it (engine/autoencoder/files.py, engine/emulator/models.py), so the model
+packages can use it without importing each other.
 """
 
 from __future__ import annotations
@@ -27,13 +31,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from engine.autoencoder.config import AutoencoderConfig
-from engine.autoencoder.ladder import latent_shape
-from engine.autoencoder.model import Autoencoder
 from engine.data.atomic import atomic_open
-from engine.device import resolve_device
-from engine.errors import DataFormatError, LatentsimError, ParameterError
-from engine.preprocessing import Preprocessing
+from engine.errors import DataFormatError, ParameterError
 from engine.systems.base import SystemSpec
 
 FORMAT = "latentsim-model"
@@ -41,7 +40,6 @@ FORMAT_VERSION = 1
 WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_AUTOENCODER_KEYS = ("rate", "grid", "latent_shape", "config", "preprocessing")
 # How floating-point weights may be stored. Half precision halves the shipped assets; the
 # loaders always hand float32 tensors to the model, so storage never changes the compute.
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -232,75 +230,6 @@ def check_card(card: Mapping[str, Any], expected: Mapping[str, Any], where: obje
             raise DataFormatError(
                 where, f"model card has {key}={card[key]!r}, but {wanted!r} was expected"
             )
-
-
-def save_autoencoder(
-    directory: str | os.PathLike[str],
-    name: str,
-    model: Autoencoder,
-    preprocessing: Preprocessing,
-    *,
-    system: str,
-    grid: tuple[int, int],
-    rate: float,
-    training: Mapping[str, Any] | None = None,
-) -> Path:
-    """Save an autoencoder with everything `load_autoencoder` needs to rebuild it.
-
-    `training` is free-form run information (steps, loss, optimiser, data, seed...).
-    """
-    config = model.config
-    channels = preprocessing.channel_names
-    if len(channels) != config.in_channels:
-        raise ParameterError(
-            "preprocessing channels", channels, f"{config.in_channels} channels, as the model"
-        )
-    shape = latent_shape((len(channels), grid), rate, config.spatial_factor)
-    if shape[0] != config.latent_channels:
-        raise ParameterError(
-            "rate", rate, f"the model's rate ({config.latent_channels} latent channels)"
-        )
-    card = {
-        "kind": "autoencoder",
-        "system": system,
-        "rate": rate,
-        "grid": list(grid),
-        "channels": list(channels),
-        "latent_shape": list(shape),
-        "config": config.to_dict(),
-        "preprocessing": preprocessing.to_dict(),
-        "parameters": model.parameter_counts(),
-        "training": dict(training or {}),
-    }
-    return save_model(directory, name, model, card)
-
-
-def load_autoencoder(
-    path: str | os.PathLike[str],
-    system: str | SystemSpec | None = None,
-    device: str | torch.device | None = "auto",
-) -> tuple[Autoencoder, Preprocessing, dict[str, Any]]:
-    """Rebuild a saved autoencoder (in eval mode), its preprocessing and its card.
-
-    Passing `system` (a name or a spec) refuses a model trained on another system; a
-    spec also has to match the model's channels.
-    """
-    state, card, card_path = load_model_of_kind(path, "autoencoder", _AUTOENCODER_KEYS, system)
-    try:
-        config = AutoencoderConfig.from_dict(card["config"])
-        preprocessing = Preprocessing.from_dict(card["preprocessing"])
-    except LatentsimError as err:
-        raise DataFormatError(card_path, f"invalid autoencoder card: {err}") from err
-    if isinstance(system, SystemSpec) and preprocessing.channel_names != system.channel_names:
-        raise DataFormatError(
-            card_path,
-            f"channels {list(preprocessing.channel_names)} do not match "
-            f"{system.name}'s {list(system.channel_names)}",
-        )
-    model = Autoencoder(config)
-    check_tensors(state, model.state_dict(), card_path)
-    model.load_state_dict(state, strict=True)
-    return model.to(resolve_device(device)).eval(), preprocessing, card
 
 
 def check_tensors(

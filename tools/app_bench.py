@@ -1,6 +1,6 @@
 """Performance of the served explorer, measured the way a user meets it: in a browser.
 
-`python -m app.bench [--output FILE] [--screenshot PNG]` serves the app (`panel serve app`,
+`python -m tools.app_bench [--output FILE] [--screenshot PNG]` serves the app (`panel serve app`,
 in a subprocess, on the shipped zoo unless --assets says otherwise), drives Debian's
 headless chromium with playwright and prints JSON with
 - the time from clicking Run to the first predicted frame on screen (median of repeats),
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
             as url:
         results = bench(url, args.repeats, args.fifth_repeats, args.screenshot)
     report = {
-        "command": "python -m app.bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m tools.app_bench " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "wall_s": round(time.time() - started, 1),
         "targets_s": {"run_to_first_frame": 2.0, "run_to_full_rollout": 20.0,

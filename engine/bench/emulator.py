@@ -30,7 +30,7 @@ from engine.bench.common import machine_info, median_seconds
 from engine.device import resolve_device
 from engine.diffusion import Sampler, get_sampler
 from engine.emulator import Emulator, build_emulator, emulator_flops, label_dim, preset_config
-from engine.emulator.training import DEFAULT_PATCH
+from engine.emulator.config import DEFAULT_PATCH
 from engine.errors import ParameterError
 from engine.systems import System, get_system
 

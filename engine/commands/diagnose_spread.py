@@ -32,12 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.autoencoder.training import dataset_dir
     from engine.evaluation.reach import spread_by_reach
     from engine.evaluation.report import write_json
-    from engine.evaluation.testset import load_test_trajectories
     from engine.paths import data_root
     from engine.pipeline import Pipeline
+    from engine.stages.common import dataset_dir
+    from engine.stages.testset import load_test_trajectories
     from engine.zoo import load_zoo
 
     zoo = load_zoo(args.assets)

@@ -28,10 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.autoencoder.training import dataset_dir, evaluate_on_split
     from engine.data.atomic import atomic_open
     from engine.model_files import load_autoencoder
     from engine.paths import data_root
+    from engine.stages.autoencoder import evaluate_on_split
+    from engine.stages.common import dataset_dir
 
     results = []
     for path in args.models:

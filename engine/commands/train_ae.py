@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.autoencoder.training import train_autoencoder
     from engine.paths import data_root, runs_root
+    from engine.stages.autoencoder import train_autoencoder
 
     run_dir = args.run_dir or runs_root() / "ae" / f"{args.system}-r{args.rate:g}-{args.config}"
     card = train_autoencoder(

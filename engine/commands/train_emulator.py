@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.emulator.training import train_emulator
     from engine.paths import data_root, runs_root
+    from engine.stages.emulator import train_emulator
 
     if args.space == "latent":
         where = f"ae{args.rate:g}" if args.rate is not None else "ae"

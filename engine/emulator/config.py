@@ -21,6 +21,10 @@ from engine.errors import ParameterError, UnknownNameError, reject_unknown_field
 # - "+absolute": plus a learned projection (zero at init) of per-axis sinusoidal features
 #   of the absolute (t, x, y) position, so the model can locate walls and open boundaries.
 POSITIONS = ("rope", "rope+absolute", "mixed-rope", "mixed-rope+absolute")
+# Pixel baselines: 16 x 16 patches, the paper's pixel ViT (paper.md section 6), give as
+# many tokens per frame as a x16 autoencoder's latent grid, so latent and pixel emulators
+# of one size cost the same per step; every system grid is a multiple of 16.
+DEFAULT_PATCH = 16
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU-trainable (paper.md section 12: width 128-256, 4-6 blocks). Head dim 32. About

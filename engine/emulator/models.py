@@ -40,7 +40,7 @@ from engine.emulator.base import Emulator
 from engine.emulator.config import BackboneConfig
 from engine.emulator.labels import LabelSpec
 from engine.errors import DataFormatError, LatentsimError, ParameterError
-from engine.model_files import (
+from engine.model_format import (
     check_card,
     check_tensors,
     load_model_of_kind,

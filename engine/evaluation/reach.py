@@ -21,8 +21,8 @@ from torch import Tensor
 
 from engine.emulator.backbone import patchify
 from engine.errors import ParameterError
-from engine.evaluation.testset import TestTrajectories
 from engine.pipeline import Pipeline
+from engine.stages.testset import TestTrajectories
 
 
 def reachable_basis(pipeline: Pipeline) -> Tensor:

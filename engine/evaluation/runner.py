@@ -8,7 +8,7 @@ numbers are comparable across methods and rates. Alongside the emulators:
   the rollouts predict (a latent emulator cannot do better than its decoder);
 - persistence (the last context frame repeated), the bar a useful emulator clears;
 - the card check: each emulator's card records test metrics measured right after
-  training (engine.emulator.training.score_test_rollouts); they are measured again with
+  training (engine.stages.heldout.score_test_rollouts); they are measured again with
   the card's own protocol, from the published files.
 
 A rollout that turns non-finite is recorded (trajectory, member, lead, fields) and its
@@ -30,29 +30,20 @@ import numpy as np
 import torch
 import xarray
 
-from engine.autoencoder.training import dataset_dir, reconstruct
 from engine.device import resolve_device
 from engine.diffusion.samplers import SAMPLER_NAMES, SAMPLERS
 from engine.emulator.labels import LabelSpec
-from engine.emulator.training import EvaluationRollouts, score_test_rollouts
 from engine.errors import ParameterError, UnknownNameError
 from engine.evaluation.buckets import MIN_LEADS, RULE, Bucket, bucket_means, lead_buckets
 from engine.evaluation.cache import EvaluationCache, cache_key, frames_sha256
-from engine.evaluation.testset import (
-    TestTrajectories,
-    frames_dataset,
-    load_test_trajectories,
-    rollout_horizon,
-)
 from engine.model_files import load_autoencoder
 from engine.pipeline import Pipeline
-from engine.rollout import (
-    FIELD_MEAN_SCORES,
-    RolloutConfig,
-    RolloutDivergedError,
-    score_rollout,
-    stream_rollout,
-)
+from engine.rollout import FIELD_MEAN_SCORES, RolloutConfig, RolloutDivergedError
+from engine.stages import heldout
+from engine.stages.autoencoder import reconstruct
+from engine.stages.common import dataset_dir
+from engine.stages.heldout import EvaluationRollouts, score_test_rollouts
+from engine.stages.testset import TestTrajectories, load_test_trajectories, rollout_horizon
 from engine.systems import SYSTEM_NAMES, get_system
 from engine.zoo.manifest import Zoo, ZooEntry
 from engine.zoo.plan import ZooModel, zoo_plan
@@ -300,14 +291,9 @@ def system_context(system: str, data_root: Path, settings: EvaluationSettings) -
                          spec.frame_dt, unit_of)
 
 
-def score_frames(ctx: SystemContext, predicted: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Scores of per-trajectory frames (horizon, C, X, Y) standing at `ctx.frames`: the
-    autoencoder floor and persistence go through the same scoring as rollouts."""
+def summarize_frames(ctx: SystemContext, scores: Sequence[xarray.Dataset]) -> dict[str, Any]:
+    """`summarize` for frames scored at `ctx.frames` (autoencoder floor, persistence)."""
     channels = ctx.test.channel_names
-    scores = []
-    for pick, frames in enumerate(predicted):
-        prediction = frames_dataset(channels, frames, ctx.frames)
-        scores.append(score_rollout(prediction, ctx.test.truth(pick)))
     return summarize(scores, ctx.lead, ctx.buckets, channels, ctx.units(channels),
                      ensemble=False)
 
@@ -318,61 +304,51 @@ def autoencoder_floor(ctx: SystemContext, entry: ZooEntry) -> dict[str, Any]:
     model, preprocessing, _ = load_autoencoder(entry.path, ctx.system, device)
     window = ctx.test.fields[:, ctx.frames]  # (n, horizon, C, X, Y)
     restored = [reconstruct(model, preprocessing, torch.from_numpy(f)).numpy() for f in window]
-    return {"rate": entry.rate, "description": entry.description, **score_frames(ctx, restored)}
+    scores = heldout.score_frames(ctx.test, restored, ctx.frames)
+    return {"rate": entry.rate, "description": entry.description,
+            **summarize_frames(ctx, scores)}
 
 
 def persistence(ctx: SystemContext) -> dict[str, Any]:
     """The last context frame, repeated over the horizon."""
-    last = ctx.test.fields[:, ctx.settings.context - 1]
-    return score_frames(ctx, [np.repeat(f[None], ctx.horizon, axis=0) for f in last])
+    scores = heldout.persistence(ctx.test, ctx.settings.context - 1, ctx.frames)
+    return summarize_frames(ctx, scores)
 
 
 def evaluate_emulator(ctx: SystemContext, entry: ZooEntry, pipeline: Pipeline) -> dict[str, Any]:
-    """Roll the emulator out from every picked trajectory and score it."""
+    """Roll the emulator out from every picked trajectory and score it (the held-out
+    protocol of engine/stages/heldout.py, with this evaluation's settings)."""
     settings, test = ctx.settings, ctx.test
     stride = pipeline.frame_stride
     steps = rollout_horizon(test.frames, stride, settings.context, ctx.horizon // stride,
                             ctx.dataset)
-    config = settings.rollout_config(steps)
-    conditions = test.conditions(pipeline.label_spec)
-    scores: list[xarray.Dataset | None] = []
-    divergences, elapsed, nfe, members, coercions = [], 0.0, 0, 1, ()
-    for pick in range(len(test)):
-        truth = ctx.test.truth(pick)
-        start = truth.isel(time=slice(0, settings.context * stride, stride))
-        stream = stream_rollout(pipeline, start, conditions[pick], config)
-        members, coercions = stream.config.members, stream.coercions
-        try:
-            for _ in stream:
-                pass
-        except RolloutDivergedError as err:
-            divergences.append({"trajectory": int(test.indices[pick]),
-                                "seed": None if test.seeds is None else int(test.seeds[pick]),
-                                "member": err.member, "lead": err.lead,
-                                "lead_time": err.lead_time, "fields": err.where})
-        prediction = stream.dataset()
-        elapsed += float(prediction.attrs["elapsed_s"])
-        nfe = max(nfe, int(prediction.attrs["nfe"]))
-        scores.append(score_rollout(prediction, truth) if prediction.sizes["time"] else None)
-    lead = np.arange(1, steps + 1) * stride
+    rollouts = heldout.roll_out(pipeline, test, settings.rollout_config(steps))
+    divergences = [
+        {"trajectory": int(test.indices[pick]),
+         "seed": None if test.seeds is None else int(test.seeds[pick]),
+         "member": err.member, "lead": err.lead, "lead_time": err.lead_time,
+         "fields": err.where}
+        for pick, err in rollouts.divergences
+    ]
     channels = pipeline.spec.channel_names
-    summary = summarize(scores, lead, ctx.buckets, channels, ctx.units(channels),
-                        ensemble=members > 1)
+    summary = summarize(rollouts.scores, rollouts.lead, ctx.buckets, channels,
+                        ctx.units(channels), ensemble=rollouts.members > 1)
+    elapsed = rollouts.elapsed_s
     return {
         **_role(entry).record(),
         "autoencoder": entry.autoencoder,
         "description": entry.description,
         "status": "diverged" if divergences else "ok",
         "divergences": divergences,
-        "members": members,
-        "coercions": list(coercions),
+        "members": rollouts.members,
+        "coercions": list(rollouts.coercions),
         "frame_stride": stride,
         "steps": steps,
         "sampler": (
             {"name": settings.sampler, "steps": settings.steps, **settings.sampler_options()}
             if pipeline.kind == "diffusion" else None
         ),
-        "nfe_per_rollout": nfe,
+        "nfe_per_rollout": rollouts.nfe,
         "elapsed_s": elapsed,
         "seconds_per_frame": elapsed / (len(test) * steps),
         **summary,

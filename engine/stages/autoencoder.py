@@ -1,4 +1,4 @@
-"""Train and evaluate an autoencoder of a system's compression ladder on its dataset.
+"""Stage: train and evaluate an autoencoder of a system's compression ladder on its dataset.
 
 The steps are deliberately plain: load the train split into memory, fit the
 preprocessing on it, train the autoencoder on single preprocessed frames with the shared
@@ -11,42 +11,34 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from engine.autoencoder.config import preset_spatial_factor
+from engine.autoencoder.files import save_autoencoder
 from engine.autoencoder.ladder import autoencoder_config, latent_shape
 from engine.autoencoder.model import Autoencoder
-from engine.bench.common import machine_info
-from engine.data.generate import metadata_path
 from engine.data.well_reader import WellArrays, load_array
-from engine.device import resolve_device
-from engine.errors import DataFormatError, ParameterError
+from engine.errors import ParameterError
 from engine.losses import vmse
 from engine.metrics import spectral_band_errors, vrmse
-from engine.model_files import save_autoencoder
 from engine.preprocessing import Preprocessing, default_log_channels, fit_preprocessing
+from engine.stages.common import (
+    Recipe,
+    check_training_data,
+    dataset_dir,
+    even_subset,
+    is_main_process,
+    output_stem,
+    training_record,
+)
 from engine.systems import System, get_system
-from engine.training import TensorDictSource, TrainConfig, TrainResult, run_training
+from engine.training import TensorDictSource, TrainConfig, run_training
 
 VALIDATION_FRAMES = 256
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Optimisation settings of a preset; recorded in every card."""
-
-    steps: int
-    batch_size: int
-    lr: float
-    warmup_steps: int
-    checkpoint_every: int
-    validate_every: int
 
 
 # "small" is sized for 2 CPU cores (~80 frames/s): a few minutes per model.
@@ -57,18 +49,6 @@ RECIPES: dict[str, Recipe] = {
     "paper": Recipe(steps=262_144, batch_size=64, lr=1e-4, warmup_steps=1000,
                     checkpoint_every=5000, validate_every=5000),
 }
-
-
-def dataset_dir(data_root: str | os.PathLike[str], system_name: str) -> Path:
-    """The generated dataset of a system, refusing an incomplete one."""
-    directory = Path(data_root) / system_name
-    if not metadata_path(directory).is_file():
-        raise DataFormatError(
-            directory,
-            f"no complete dataset (missing {metadata_path(directory).name}); "
-            f"run `latentsim generate {system_name}` first",
-        )
-    return directory
 
 
 def dataset_boundaries(system: System, arrays: WellArrays) -> list[tuple[str, str]]:
@@ -154,11 +134,6 @@ def evaluate_on_split(
     return scores
 
 
-def even_subset(total: int, count: int) -> torch.Tensor:
-    """`count` evenly spaced indices into `total` items: a fixed, representative subset."""
-    return torch.linspace(0, total - 1, count).round().long()
-
-
 def train_autoencoder(
     system_name: str,
     rate: float,
@@ -240,52 +215,3 @@ def train_autoencoder(
     )
 
 
-def is_main_process() -> bool:
-    """Rank 0 under torchrun (or a single process): the one that evaluates and saves."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def training_record(
-    preset: str,
-    recipe: Recipe,
-    train_config: TrainConfig,
-    result: TrainResult,
-    *,
-    started: float,
-    device: str,
-    data: dict[str, Any],
-    test_metrics: dict[str, Any],
-    **extra: Any,
-) -> dict[str, Any]:
-    """What every model card records about how the model was trained."""
-    return {
-        "preset": preset,
-        "recipe": asdict(recipe),
-        **extra,
-        "train_config": train_config.to_dict(),
-        "steps": result.step,
-        "skipped_steps": result.skipped_steps,
-        "last_loss": result.last_loss,
-        "validation": result.validation,
-        "data": data,
-        "wall_time_s_this_session": time.perf_counter() - started,
-        "hardware": machine_info(resolve_device(device)),
-        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
-        "test_metrics": test_metrics,
-    }
-
-
-def output_stem(output: str | os.PathLike[str] | None, run_dir: str | os.PathLike[str]) -> Path:
-    """Where the model file goes: `output`, or RUN_DIR/model."""
-    return Path(output) if output is not None else Path(run_dir) / "model"
-
-
-def check_training_data(system: System, arrays: WellArrays, dataset: Path) -> None:
-    """Refuse data on another grid than the system's, or containing NaN/inf."""
-    grid = tuple(arrays.fields.shape[-2:])
-    if grid != system.spec.grid.shape:
-        raise DataFormatError(
-            dataset, f"grid {grid} differs from {system.name}'s default {system.spec.grid.shape}"
-        )
-    if not np.isfinite(arrays.fields).all():
-        raise DataFormatError(dataset, "training data contains NaN or inf")

@@ -1,6 +1,6 @@
-"""Train and score a latent (or pixel-space) emulator of a system on its dataset.
+"""Stage: train and score a latent (or pixel-space) emulator of a system on its dataset.
 
-The steps mirror `latentsim train-ae` (engine/autoencoder/training.py):
+The steps mirror `latentsim train-ae` (engine/stages/autoencoder.py):
 
 1. Frames in model space. Latent emulators read the dataset through the latent cache
    (encoded once per autoencoder, reused while it matches); pixel-space baselines fit the
@@ -10,8 +10,9 @@ The steps mirror `latentsim train-ae` (engine/autoencoder/training.py):
    DDP-ready); validation is the training loss on fixed held-out windows (a fixed context
    length per window and, for diffusion, noise levels from the trainer's validation stream,
    so the numbers are comparable from one validation to the next).
-4. On rank 0: rollouts from a few held-out *test* trajectories through the same Pipeline
-   and rollout engine the app uses, scored in physical units (VRMSE by lead time,
+4. On rank 0: rollouts from a few held-out *test* trajectories through the same Pipeline,
+   rollout engine and held-out protocol as the app and `latentsim evaluate`
+   (engine/stages/heldout.py), scored in physical units (VRMSE by lead time,
    spread-skill), and the model file with everything needed to trust it.
 """
 
@@ -20,28 +21,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from engine.autoencoder.ladder import ladder
 from engine.autoencoder.model import Autoencoder
-from engine.autoencoder.training import (
-    Recipe,
-    check_training_data,
-    dataset_dir,
-    even_subset,
-    is_main_process,
-    output_stem,
-    training_record,
-)
 from engine.data.well_reader import WellArrays, load_array
 from engine.emulator.base import SPACES, Emulator
-from engine.emulator.config import preset_config
+from engine.emulator.config import DEFAULT_PATCH, preset_config
 from engine.emulator.labels import LabelSpec, condition_labels
 from engine.emulator.models import (
     EMULATORS,
@@ -51,43 +42,28 @@ from engine.emulator.models import (
 )
 from engine.emulator.windows import WindowSource, emulator_loss
 from engine.errors import DataFormatError, ParameterError
-from engine.evaluation.testset import (
-    load_test_trajectories,
-    rollout_horizon,
-    trajectory_conditions,
-)
 from engine.latents import LatentArrays, encode_dataset, load_latents
-from engine.metrics import vrmse
 from engine.model_files import load_autoencoder, load_model_card, model_paths
 from engine.paths import assets_root
 from engine.pipeline import Pipeline
 from engine.preprocessing import Preprocessing, default_log_channels, fit_preprocessing
-from engine.rollout import RolloutConfig, rollout, score_rollout
+from engine.stages.common import (
+    Recipe,
+    check_training_data,
+    dataset_dir,
+    even_subset,
+    is_main_process,
+    output_stem,
+    training_record,
+)
+from engine.stages.heldout import EvaluationRollouts, score_test_rollouts
+from engine.stages.testset import trajectory_conditions
 from engine.systems import System, get_system
 from engine.systems.base import SystemSpec
 from engine.training import TrainConfig, run_training
 
 KINDS = tuple(EMULATORS)
 VALIDATION_WINDOWS = 256
-# Pixel baselines: 16 x 16 patches, the paper's pixel ViT (paper.md section 6), give as
-# many tokens per frame as a x16 autoencoder's latent grid, so latent and pixel emulators
-# of one size cost the same per step; every system grid is a multiple of 16.
-DEFAULT_PATCH = 16
-
-
-@dataclass(frozen=True)
-class EvaluationRollouts:
-    """How the card's test metrics are computed: cheap enough to run after every training,
-    long enough to see errors grow. Diffusion uses the paper's 16-step AB3."""
-
-    trajectories: int = 4
-    horizon: int = 48  # frames per rollout, cut to what the test trajectories hold
-    members: int = 8  # diffusion only; a deterministic emulator has one member
-    context: int = 1
-    sampler: str = "ab"
-    steps: int = 16
-    order: int = 3
-    seed: int = 0
 
 
 # "small": the small backbone preset (about 3.5M parameters), sized for 2 CPU cores
@@ -217,61 +193,6 @@ def window_loss(model: nn.Module, windows: Mapping[str, Tensor], chunk: int = 64
         part = {k: v[start : start + chunk].to(device) for k, v in windows.items()}
         total += float(model.loss(part)) * len(part["window"])
     return total / count
-
-
-def score_test_rollouts(
-    pipeline: Pipeline, dataset: Path, settings: EvaluationRollouts = EvaluationRollouts()
-) -> dict[str, Any]:
-    """Roll the emulator out from a few test trajectories and score it in physical units.
-
-    Each rollout starts from the first `context` frames of a test trajectory (frame
-    stride Δ) and runs to `horizon` frames or the trajectory's end. Scores average over
-    trajectories (and fields for the *_by_lead lists); persistence (repeating the last
-    context frame) is scored the same way, as the bar a useful emulator clears.
-    """
-    test = load_test_trajectories(dataset, settings.trajectories)
-    stride, context = pipeline.frame_stride, settings.context
-    horizon = rollout_horizon(test.frames, stride, context, settings.horizon, dataset)
-    config = RolloutConfig(
-        members=settings.members if pipeline.kind == "diffusion" else 1, context=context,
-        horizon=horizon, sampler=settings.sampler, steps=settings.steps,
-        sampler_options={"order": settings.order}, seed=settings.seed,
-    )
-    conditions = test.conditions(pipeline.label_spec)
-    scores, persistence, seconds = [], [], []
-    for pick in range(len(test)):
-        truth = test.truth(pick)
-        start = truth.isel(time=slice(0, context * stride, stride))
-        prediction = rollout(pipeline, start, conditions[pick], config)
-        scores.append(score_rollout(prediction, truth))
-        seconds.append(prediction.attrs["elapsed_s"] / horizon)
-        target = torch.from_numpy(test.fields[pick, prediction["frame"].values])
-        last = torch.from_numpy(test.fields[pick, (context - 1) * stride])
-        persistence.append(vrmse(last.expand_as(target), target).mean(dim=1))  # (lead,)
-    vrmse_all = np.stack([s["vrmse"].values for s in scores])  # (n, field, lead)
-    ssr_all = np.stack([s["ssr"].values for s in scores])
-    lead = scores[0]["lead"].values
-    ensemble = config.members > 1
-    return {
-        "split": "test",
-        "trajectories": len(test),
-        "seeds": test.seed_list(),
-        "rollout": {**asdict(settings), "members": config.members, "horizon": horizon,
-                    "frame_stride": stride},
-        "lead": lead.tolist(),
-        "lead_time": scores[0]["time"].values.tolist(),
-        "vrmse_by_lead": vrmse_all.mean(axis=(0, 1)).tolist(),
-        "vrmse_by_field": {
-            name: vrmse_all[:, i].mean(axis=0).tolist()
-            for i, name in enumerate(pipeline.spec.channel_names)
-        },
-        "vrmse_mean": float(vrmse_all.mean()),
-        # One member has zero spread by construction: no ratio to report.
-        "spread_skill_by_lead": ssr_all.mean(axis=(0, 1)).tolist() if ensemble else None,
-        "spread_skill_mean": float(ssr_all.mean()) if ensemble else None,
-        "persistence_vrmse_by_lead": torch.stack(persistence).mean(dim=0).tolist(),
-        "seconds_per_frame": float(np.mean(seconds)),
-    }
 
 
 def _resolve_patch(

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import xarray
 
-from engine.autoencoder.training import even_subset
 from engine.data.well_reader import load_array
 from engine.emulator.labels import LabelSpec
-from engine.errors import DataFormatError, ParameterError
+from engine.errors import DataFormatError, check_integer
+from engine.stages.common import even_subset
 
 SPLIT = "test"
 
@@ -117,8 +117,7 @@ class TestTrajectories:
 def load_test_trajectories(dataset: str | Path, count: int) -> TestTrajectories:
     """`count` test trajectories evenly spaced over the split (all of them if it holds
     fewer). Only the picks are kept in memory."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ParameterError("trajectories", count, "an integer >= 1")
+    check_integer("trajectories", count, 1)
     dataset = Path(dataset)
     arrays = load_array(dataset, SPLIT)
     total = len(arrays.fields)

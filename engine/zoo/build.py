@@ -1,5 +1,9 @@
-"""Build the zoo: generate data, train each planned model with the repo's own commands,
-and publish it to assets/ with a manifest entry.
+"""Build the zoo: generate data, train each planned model through its stage, and publish
+it to assets/ with a manifest entry.
+
+Each model is trained by calling its stage (engine/stages) with the plan's settings as
+typed arguments; the equivalent `latentsim` command is logged, recorded in the run
+directory and in the published card, so any model can be retrained by hand.
 
 Every step resumes: a dataset whose metadata file exists is complete (it is written
 last); a run directory with checkpoints continues with --resume, unless it was made by
@@ -23,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.atomic import atomic_open
+from engine.data.generate import DEFAULT_SPLITS, generate_dataset
 from engine.emulator.models import card_prediction
 from engine.errors import DataFormatError, ParameterError
 from engine.model_files import copy_model, load_model_card, model_paths
 from engine.paths import assets_root, data_root, runs_root
+from engine.stages.autoencoder import train_autoencoder
+from engine.stages.emulator import train_emulator
 from engine.zoo.manifest import ZooEntry, load_zoo, locked_manifest, sha256_file
 from engine.zoo.plan import SEED, ZooModel, zoo_plan
 
@@ -129,26 +136,50 @@ def _unused_sibling(path: Path, tag: str) -> Path:
 
 
 def ensure_dataset(system: str, data: Path, log: Callable[[str], Any]) -> None:
-    """Generate the system's default dataset unless complete (resumes a partial one)."""
+    """Generate the system's default dataset unless complete (resumes a partial one), as
+    `latentsim generate SYSTEM --out DATA` does."""
     if (data / system / f"{system}.yaml").exists():
         return
     log(f"{system}: generating the default dataset in {data}")
-    _run_command(["generate", system, "--out", str(data), "--quiet"])
+    generate_dataset(system, data, *DEFAULT_SPLITS[system], workers=os.cpu_count() or 1,
+                     progress=False)
 
 
 def train(model: ZooModel, run_dir: Path, data: Path, assets: Path | None,
           log: Callable[[str], Any]) -> None:
-    """Run the model's training command, resuming from its checkpoints if any."""
-    argv = model.command()
+    """Train the model through its stage, resuming from its checkpoints if any."""
+    settings = model.settings
+    resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+    common: dict[str, Any] = {
+        "data_root": data, "run_dir": run_dir, "output": run_dir / "model",
+        "preset": settings["preset"], "steps": settings["steps"],
+        "batch_size": settings["batch_size"], "lr": settings["lr"], "seed": SEED,
+        "resume": resume, "progress": False,
+    }
+    autoencoder = None
     if model.autoencoder:  # the published autoencoder under `assets`
-        where = argv.index("--autoencoder") + 1
-        argv[where] = str(_asset_root(assets) / model.autoencoder_asset)
+        autoencoder = _asset_root(assets) / model.autoencoder_asset
+    argv = training_command(model, run_dir, data, autoencoder, resume)
+    log(f"{model.name}: latentsim {' '.join(argv)}")
+    # The CLI parses --rate as a float; the same type keeps the cards identical.
+    rate = None if model.rate is None else float(model.rate)
+    if model.kind == "autoencoder":
+        train_autoencoder(model.system, rate, **common)
+    else:
+        train_emulator(model.system, rate, kind=str(model.method), space=str(model.space),
+                       autoencoder=autoencoder, prediction=settings.get("prediction"),
+                       **common)
+
+
+def training_command(model: ZooModel, run_dir: Path, data: Path, autoencoder: Path | None,
+                     resume: bool) -> list[str]:
+    """The `latentsim` arguments equivalent to what `train` runs (for the log)."""
+    argv = model.command()
+    if autoencoder is not None:
+        argv[argv.index("--autoencoder") + 1] = str(autoencoder)
     argv += ["--data", str(data), "--run-dir", str(run_dir),
              "--output", str(run_dir / "model"), "--quiet"]
-    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        argv.append("--resume")
-    log(f"{model.name}: latentsim {' '.join(argv)}")
-    _run_command(argv)
+    return [*argv, "--resume"] if resume else argv
 
 
 def publish(
@@ -224,14 +255,3 @@ def _finished(model: ZooModel, stem: Path, assets: Path | None) -> bool:
 
 def _asset_root(assets: Path | None) -> Path:
     return Path(assets if assets is not None else assets_root()).resolve()
-
-
-def _run_command(argv: list[str]) -> None:
-    """Run a `latentsim` subcommand in this process (errors propagate)."""
-    from engine.cli import build_parser
-
-    args = build_parser().parse_args(argv)
-    code = args.func(args)
-    if code:
-        raise DataFormatError(" ".join(argv), f"exited with status {code}")
-

@@ -2,7 +2,7 @@
 
 Images and curves are drawn on canvases, so their content is read from the page's Bokeh
 document (the data the browser received), found by figure title. Status, caption and
-progress changes are recorded by app.bench's MutationObserver (`record`), so a state that
+progress changes are recorded by tools.app_bench's MutationObserver (`record`), so a state that
 lasts a few milliseconds (one streamed block) is still seen.
 """
 
@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page, TimeoutError, expect
 
-from app.bench import record, wait_status
+from tools.app_bench import record, wait_status
 
 # Small, fast runs on the tiny zoo: 3 blocks of 2 frames each.
 FAST = {"members": "3", "steps": "2", "sampler": "euler", "horizon": "6"}

@@ -3,7 +3,7 @@
 One `panel serve app` subprocess per module, on the tiny untrained zoo of app_zoo.py
 (LATENTSIM_ASSETS), so runs take a second or two. Every wait is an explicit condition
 with a timeout; streaming is checked from the recorded sequence of status, caption and
-progress changes (app.bench's recorder), not by sleeping.
+progress changes (tools.app_bench's recorder), not by sleeping.
 
 The browser is this module's own (playwright's sync API), not pytest-playwright's
 session-wide one: that one keeps an asyncio loop running for the rest of the session,
@@ -40,7 +40,7 @@ from browser_helpers import (
 )
 from playwright.sync_api import Page, expect, sync_playwright
 
-from app.bench import CHROMIUM, VIEWPORT, launch_chromium, main_view_screenshot, serve_app
+from tools.app_bench import CHROMIUM, VIEWPORT, launch_chromium, main_view_screenshot, serve_app
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from engine.autoencoder.training import (
-    reconstruct,
-    reconstruction_scores,
-    roll_augmentation,
-    train_autoencoder,
-)
 from engine.cli import main
 from engine.data.generate import generate_dataset
 from engine.data.well_reader import load_array
 from engine.errors import DataFormatError, ParameterError
 from engine.latents import encode_dataset, encode_frames, load_latents
 from engine.model_files import load_autoencoder
+from engine.stages.autoencoder import (
+    reconstruct,
+    reconstruction_scores,
+    roll_augmentation,
+    train_autoencoder,
+)
 
 STEPS = 12
 

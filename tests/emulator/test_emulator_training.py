@@ -22,24 +22,24 @@ import pytest
 import torch
 from emulator_tiny import CHANNELS, GRID, TINY, translating_trajectories
 
-from engine.autoencoder.training import train_autoencoder
 from engine.cli import main
 from engine.data.generate import generate_dataset
 from engine.data.well_reader import load_array
 from engine.diffusion import get_sampler
 from engine.emulator import Emulator, WindowSource, build_emulator, emulator_loss
-from engine.emulator.training import (
+from engine.errors import LatentsimError, ParameterError
+from engine.latents import encode_frames
+from engine.model_files import load_autoencoder, model_paths
+from engine.pipeline import Pipeline
+from engine.rollout import RolloutConfig, rollout
+from engine.stages.autoencoder import train_autoencoder
+from engine.stages.emulator import (
     RECIPES,
     EvaluationRollouts,
     check_autoencoder,
     latent_space,
     train_emulator,
 )
-from engine.errors import LatentsimError, ParameterError
-from engine.latents import encode_frames
-from engine.model_files import load_autoencoder, model_paths
-from engine.pipeline import Pipeline
-from engine.rollout import RolloutConfig, rollout
 from engine.systems import get_system
 from engine.training import TrainConfig, Trainer, list_checkpoints
 

@@ -23,10 +23,10 @@ from engine.data.generate import generate_dataset
 from engine.emulator.config import BackboneConfig
 from engine.emulator.labels import LabelSpec
 from engine.emulator.models import build_emulator, save_emulator
-from engine.emulator.training import EvaluationRollouts, score_test_rollouts
 from engine.model_files import load_autoencoder, load_model_card, save_autoencoder
 from engine.pipeline import Pipeline
 from engine.preprocessing import Preprocessing
+from engine.stages.heldout import EvaluationRollouts, score_test_rollouts
 from engine.systems import get_system
 from engine.zoo import build as zoo_build
 from engine.zoo.plan import ZooModel
