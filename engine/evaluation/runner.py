@@ -13,15 +13,16 @@ numbers are comparable across methods and rates. Alongside the emulators:
 
 A rollout that turns non-finite is recorded (trajectory, member, lead, fields) and its
 missing leads make the buckets they fall in undefined, instead of crashing the run.
+
+The settings, the model selection and the summaries are modules of their own
+(settings.py, selection.py, summary.py); their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,16 @@ import torch
 import xarray
 
 from engine.device import resolve_device
-from engine.diffusion.samplers import SAMPLER_NAMES, SAMPLERS
 from engine.emulator.labels import LabelSpec
 from engine.errors import ParameterError, UnknownNameError
-from engine.evaluation.buckets import MIN_LEADS, RULE, Bucket, bucket_means, lead_buckets
+from engine.evaluation.buckets import MIN_LEADS, RULE, Bucket, lead_buckets
 from engine.evaluation.cache import EvaluationCache, cache_key, frames_sha256
+from engine.evaluation.selection import Role, Selection, role_of, select_models
+from engine.evaluation.settings import EvaluationSettings
+from engine.evaluation.summary import ENSEMBLE_SCORES, SCORES, summarize
 from engine.model_files import load_autoencoder
 from engine.pipeline import Pipeline
-from engine.rollout import FIELD_MEAN_SCORES, RolloutConfig, RolloutDivergedError
+from engine.rollout import RolloutDivergedError
 from engine.stages import heldout
 from engine.stages.autoencoder import reconstruct
 from engine.stages.common import dataset_dir
@@ -46,207 +49,29 @@ from engine.stages.heldout import EvaluationRollouts, score_test_rollouts
 from engine.stages.testset import TestTrajectories, load_test_trajectories, rollout_horizon
 from engine.systems import SYSTEM_NAMES, get_system
 from engine.zoo.manifest import Zoo, ZooEntry
-from engine.zoo.plan import ZooModel, zoo_plan
+from engine.zoo.plan import ZooModel
+
+__all__ = [
+    "CARD_TOLERANCE",
+    "ENSEMBLE_SCORES",
+    "SCORES",
+    "EvaluationSettings",
+    "Role",
+    "Selection",
+    "SystemContext",
+    "card_check",
+    "evaluate",
+    "evaluate_emulator",
+    "evaluate_system",
+    "select_models",
+    "summarize",
+]
 
 Log = Callable[[str], Any]
-# Scores kept per bucket; the ensemble ones only for K >= 2 members.
-SCORES = ("vrmse", "nrmse", "rmse", "spectral_low", "spectral_mid", "spectral_high")
-ENSEMBLE_SCORES = ("spread", "ssr", "crps_fair")
 # Published weights are float16 while the card's metrics were measured with the float32
 # weights before publishing, and the difference compounds over the autoregressive steps:
 # a re-measured card VRMSE within 5 % counts as reproduced.
 CARD_TOLERANCE = 0.05
-
-
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """The protocol: test trajectories, ensemble size, horizon (stored frames), context,
-    sampler (`order` is passed to the samplers that take one: ab, lms, dpmpp), seed."""
-
-    trajectories: int = 8
-    members: int = 16
-    horizon: int = 48
-    context: int = 1
-    sampler: str = "ab"
-    order: int = 3
-    steps: int = 16
-    seed: int = 0
-    device: str = "auto"
-    card_check: bool = True
-
-    def __post_init__(self) -> None:
-        for name, low in (("trajectories", 1), ("members", 1), ("context", 1), ("steps", 1),
-                          ("order", 1), ("seed", 0)):
-            _check_integer(name, getattr(self, name), low)
-        _check_integer("horizon", self.horizon, MIN_LEADS,
-                       " (one lead per short/mid/long bucket)")
-        if self.sampler not in SAMPLER_NAMES:
-            raise UnknownNameError("sampler", self.sampler, SAMPLER_NAMES)
-        self.rollout_config(1)  # sampler options are checked now, not after hours
-        resolve_device(self.device)
-
-    def sampler_options(self) -> dict[str, int]:
-        takes_order = "order" in inspect.signature(SAMPLERS[self.sampler]).parameters
-        return {"order": self.order} if takes_order else {}
-
-    def rollout_config(self, horizon: int) -> RolloutConfig:
-        return RolloutConfig(members=self.members, context=self.context, horizon=horizon,
-                             sampler=self.sampler, steps=self.steps,
-                             sampler_options=self.sampler_options(), seed=self.seed)
-
-    def record(self) -> dict[str, Any]:
-        return {**asdict(self), "sampler_options": self.sampler_options()}
-
-
-def _check_integer(name: str, value: object, low: int, why: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ParameterError(name, value, f"an integer >= {low}{why}")
-
-
-# -- which models ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Role:
-    """What a model is, whether or not it is available: for the tables and findings."""
-
-    name: str
-    kind: str
-    system: str
-    method: str | None
-    space: str | None
-    rate: int | None
-
-    def record(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if key not in ("name",)}
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Per system: emulators and autoencoders to evaluate, and what is missing and why."""
-
-    emulators: dict[str, list[ZooEntry]]
-    autoencoders: dict[str, list[ZooEntry]]
-    missing: dict[str, dict[str, dict[str, Any]]]
-    rates: dict[str, list[int]]
-
-
-def _role(model: ZooModel | ZooEntry) -> Role:
-    return Role(model.name, model.kind, model.system, model.method, model.space, model.rate)
-
-
-def select_models(
-    zoo: Zoo, systems: Sequence[str], names: Sequence[str] = (),
-    plan: Sequence[ZooModel] | None = None,
-) -> Selection:
-    """The zoo's usable models of `systems` (only the emulators `names`, if given).
-
-    Every model of the plan (default: the shipped zoo's, engine/zoo/plan.py) or of the
-    manifest that is not evaluated is listed with its reason: not trained yet, unusable
-    (the manifest check's reason), or not selected.
-    """
-    plan = zoo_plan() if plan is None else list(plan)
-    roles = {m.name: _role(m) for m in plan} | {n: _role(e) for n, e in zoo.entries.items()}
-    for name in names:
-        if name not in roles:
-            raise UnknownNameError("zoo model", name, roles)
-        role = roles[name]
-        if role.kind != "emulator":
-            raise ParameterError("model", name, "an emulator (autoencoder floors are always "
-                                                "evaluated)")
-        if role.system not in systems:
-            raise ParameterError("model", name, f"a model of {', '.join(systems)} "
-                                                f"(it is a {role.system} model)")
-    available = {entry.name for entry in zoo.available()}
-    selection = Selection({}, {}, {}, {})
-    for system in systems:
-        emulators, autoencoders, missing = [], [], {}
-        # autoencoders, then latent before pixel, diffusion first, lowest rate first
-        mine = sorted((r for r in roles.values() if r.system == system),
-                      key=lambda r: (r.kind, r.space or "", r.method != "diffusion",
-                                     r.rate or 0))
-        for role in mine:
-            if role.name not in available:
-                reason = zoo.problems.get(role.name, "not in the manifest (not trained yet)")
-            elif role.kind == "emulator" and names and role.name not in names:
-                reason = "not selected (--models)"
-            else:
-                group = emulators if role.kind == "emulator" else autoencoders
-                group.append(zoo.get(role.name))
-                continue
-            missing[role.name] = {**role.record(), "reason": reason}
-        selection.emulators[system] = emulators
-        selection.autoencoders[system] = autoencoders
-        selection.missing[system] = missing
-        selection.rates[system] = sorted({r.rate for r in mine
-                                          if r.kind == "autoencoder" and r.rate is not None})
-    if not any(selection.emulators.values()):
-        absent = sorted(n for s in systems for n, m in selection.missing[s].items()
-                        if m["kind"] == "emulator")
-        raise ParameterError(
-            "available emulators", f"none for {', '.join(systems)}"
-            f"{' among ' + ', '.join(names) if names else ''}",
-            f"at least one in the zoo at {zoo.root} (missing: {', '.join(absent) or 'none'})",
-        )
-    return selection
-
-
-# -- scores ----------------------------------------------------------------------------
-def _stack(scores: Sequence[xarray.Dataset | None], name: str, shape: tuple[int, int]):
-    """(trajectory, field, lead) of one score; NaN where a rollout produced no frame."""
-    out = np.full((len(scores), *shape), np.nan)
-    for i, score in enumerate(scores):
-        if score is not None and name in score:
-            values = score[name].values
-            out[i, :, : values.shape[1]] = values
-    return out
-
-
-def _number(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
-def summarize(
-    scores: Sequence[xarray.Dataset | None],
-    lead: np.ndarray,
-    buckets: tuple[Bucket, ...],
-    channels: Sequence[str],
-    units: Sequence[str],
-    ensemble: bool,
-) -> dict[str, Any]:
-    """Scores of n trajectories (None: nothing produced) per lead and per bucket.
-
-    `lead` is every lead asked for, in stored frames. Per bucket and score: "mean" (over
-    trajectories, fields and the bucket's leads; for scores in field units only when all
-    fields share the unit) and "by_field" (VRMSE also "by_trajectory"). Per lead: VRMSE
-    (and SSR) over trajectories and fields, for the figures.
-    """
-    names = SCORES + (ENSEMBLE_SCORES if ensemble else ())
-    shape = (len(channels), len(lead))
-    stacked = {name: _stack(scores, name, shape) for name in names}
-    one_unit = len(set(units)) == 1
-    per_bucket: dict[str, dict[str, Any]] = {b.name: {} for b in buckets}
-    for name, values in stacked.items():
-        for bucket, means in bucket_means(values, lead, buckets).items():
-            if means is None:
-                per_bucket[bucket][name] = None
-                continue
-            by_field = means.mean(axis=0)  # over trajectories
-            averaged = name in FIELD_MEAN_SCORES or one_unit
-            per_bucket[bucket][name] = {
-                "mean": float(by_field.mean()) if averaged else None,
-                "by_field": {c: float(v) for c, v in zip(channels, by_field, strict=True)},
-            }
-            if name == "vrmse":  # a mean over trajectories can hide one that dominates it
-                per_bucket[bucket][name]["by_trajectory"] = [float(v) for v in means.mean(1)]
-    result: dict[str, Any] = {
-        "lead_frames": lead.tolist(),
-        "vrmse_by_lead": [_number(v) for v in stacked["vrmse"].mean(axis=(0, 1))],
-        "buckets": per_bucket,
-    }
-    if ensemble:
-        ssr = stacked["ssr"]
-        result["ssr_by_lead"] = [_number(v) for v in ssr.mean(axis=(0, 1))]
-        result["ssr_rollout"] = _number(ssr.mean())  # NaN (None) if any lead is missing
-    return result
 
 
 # -- one system --------------------------------------------------------------------------
@@ -335,7 +160,7 @@ def evaluate_emulator(ctx: SystemContext, entry: ZooEntry, pipeline: Pipeline) -
                         ctx.units(channels), ensemble=rollouts.members > 1)
     elapsed = rollouts.elapsed_s
     return {
-        **_role(entry).record(),
+        **role_of(entry).record(),
         "autoencoder": entry.autoencoder,
         "description": entry.description,
         "status": "diverged" if divergences else "ok",

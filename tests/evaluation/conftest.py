@@ -8,7 +8,7 @@ import pytest
 import torch
 from evaluation_zoo import make_dataset, make_zoo, plan
 
-from engine.evaluation import runner
+from engine.evaluation import selection
 
 
 @pytest.fixture(scope="session")
@@ -28,4 +28,4 @@ def zoo_root(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the tiny zoo's plan the one the CLI expects (default: the shipped zoo's)."""
-    monkeypatch.setattr(runner, "zoo_plan", plan)
+    monkeypatch.setattr(selection, "zoo_plan", plan)

@@ -29,11 +29,11 @@ AUTOENCODERS = sorted(m.name for m in plan() if m.kind == "autoencoder")
 @pytest.fixture(scope="module")
 def evaluated(data_root: Path, zoo_root: Path, tmp_path_factory) -> Path:
     """One CLI run over the whole tiny zoo; returns the output directory."""
-    from engine.evaluation import runner
+    from engine.evaluation import selection
 
     output = tmp_path_factory.mktemp("evaluate")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "zoo_plan", plan)
+        patch.setattr(selection, "zoo_plan", plan)
         code = main(["evaluate", SYSTEM, "--data", str(data_root), "--assets", str(zoo_root),
                      "--output-dir", str(output), "--trajectories", str(TRAJECTORIES),
                      "--members", str(MEMBERS), "--steps", str(STEPS), "--device", "cpu",
