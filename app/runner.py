@@ -260,7 +260,7 @@ def _prepare(load: Callable[[Zoo, str], Pipeline], zoo: Zoo,
     computed on demand, as blocks come in.
     """
     main = load(zoo, request.main.emulator)
-    stride = max(int(zoo.card(s.emulator).get("frame_stride", 1)) for s in request.series)
+    stride = max(s.frame_stride for s in request.series)
     spec = main.spec
     frames = (request.context - 1 + request.horizon) * stride + 1
     truth = stream_truth(spec.name, request.conditions, request.seed, n_frames=frames,

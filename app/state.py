@@ -20,6 +20,7 @@ from typing import Any
 import param
 
 from engine.diffusion.samplers import SAMPLERS
+from engine.emulator.base import KINDS
 from engine.errors import LatentsimError
 from engine.pipeline import out_of_training_range
 from engine.systems import get_system
@@ -27,7 +28,6 @@ from engine.systems.base import SystemSpec
 from engine.zoo import Zoo, ZooEntry
 
 PIXEL = "pixel"
-KINDS = ("diffusion", "deterministic")
 DEFAULT_SYSTEM = "rayleigh_benard"
 DEFAULT_HORIZON = 40
 COMPARE_MODES = {"none": "none", "compression rates": "rates", "samplers / steps": "samplers"}
@@ -114,6 +114,7 @@ class SeriesSpec:
     sampler: str
     steps: int
     members: int
+    frame_stride: int  # stored frames per emulator step, from the emulator's card
 
 
 @dataclass(frozen=True)
@@ -232,8 +233,7 @@ class ExplorerState(param.Parameterized):
     def _model_changed(self) -> None:
         if self.kind is None:
             return
-        card = self.menus.card(self.emulator)
-        window, stride = int(card.get("window", 5)), int(card.get("frame_stride", 1))
+        window, stride = self.emulator.window, self.emulator.frame_stride
         self.param.context.bounds = (1, window - 1)
         self.context = min(self.context, window - 1)
         self._context_changed(stride)
@@ -243,7 +243,7 @@ class ExplorerState(param.Parameterized):
         if self.kind is None:
             return
         if stride is None:
-            stride = int(self.menus.card(self.emulator).get("frame_stride", 1))
+            stride = self.emulator.frame_stride
         longest = max(1, (self.spec.n_frames - 1) // stride - (self.context - 1))
         self.param.horizon.bounds = (1, longest)
         self.horizon = min(self.horizon, longest)
@@ -377,6 +377,7 @@ class ExplorerState(param.Parameterized):
             sampler=sampler,
             steps=steps,
             members=self.members if diffusion else 1,
+            frame_stride=entry.frame_stride,
         )
 
 

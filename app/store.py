@@ -201,7 +201,7 @@ class RunStore(param.Parameterized):
         main = self.main
         frame = main.frame_index(index) if main is not None else None
         if frame is None:  # not predicted yet: Δ = 1 alignment of the engine's convention
-            stride = int(self.cards.get("main", {}).get("emulator", {}).get("frame_stride", 1))
+            stride = request.main.frame_stride
             frame = (request.context + index) * stride
         return frame, self.truth_frame(frame)
 

@@ -7,7 +7,6 @@ of the dataset's metadata; a cache that no longer matches either is rebuilt, nev
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from engine.data.atomic import atomic_path
 from engine.data.generate import metadata_path
 from engine.data.well_reader import SPLITS, load_array
 from engine.errors import DataFormatError, ParameterError
+from engine.hashing import file_sha256
 from engine.model_files import load_autoencoder, model_paths
 from engine.preprocessing import Preprocessing
 
@@ -39,14 +39,6 @@ class LatentArrays:
     seeds: np.ndarray  # (N,) int64
     time: np.ndarray  # (T,)
     attrs: dict[str, Any]
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_path(dataset: Path, autoencoder_name: str, split: str) -> Path:

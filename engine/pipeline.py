@@ -24,17 +24,18 @@ from torch import nn
 
 from engine.autoencoder.model import Autoencoder
 from engine.device import resolve_device
+from engine.emulator.base import KINDS, SPACES
 from engine.emulator.labels import LabelSpec
 from engine.emulator.models import CARD_KIND as EMULATOR_CARD_KIND
 from engine.emulator.models import check_autoencoder_pair, load_emulator
-from engine.errors import DataFormatError, LatentsimError, ParameterError
+from engine.errors import DataFormatError, LatentsimError, ParameterError, check_integer
 from engine.model_files import check_card, load_autoencoder, load_model_card, model_paths
 from engine.preprocessing import Preprocessing
 from engine.systems import get_system
 from engine.systems.base import SystemSpec
 
-EMULATOR_KINDS = ("diffusion", "deterministic")
-EMULATOR_SPACES = ("latent", "pixel")
+# The emulator's vocabulary under the names this module has always exported.
+EMULATOR_KINDS, EMULATOR_SPACES = KINDS, SPACES
 # Frames per autoencoder call in encode/decode: bounds activation memory of large
 # autoencoders on long trajectories while keeping small ones in one batch.
 CHUNK_FRAMES = 64
@@ -100,8 +101,7 @@ class Pipeline:
         self.emulator = emulator
         self.autoencoder = autoencoder
         self.label_spec = label_spec if label_spec is not None else LabelSpec.from_system(spec)
-        if isinstance(frame_stride, bool) or not isinstance(frame_stride, int) or frame_stride < 1:
-            raise ParameterError("frame_stride", frame_stride, "an integer >= 1")
+        check_integer("frame_stride", frame_stride, 1)
         self.frame_stride = frame_stride
         self.cards = {key: dict(value) for key, value in (cards or {}).items()}
         self._check()
@@ -192,8 +192,7 @@ class Pipeline:
         if space not in EMULATOR_SPACES:
             raise ParameterError("emulator.space", space, f"one of {', '.join(EMULATOR_SPACES)}")
         window = getattr(emulator, "window", None)
-        if isinstance(window, bool) or not isinstance(window, int) or window < 2:
-            raise ParameterError("emulator.window", window, "an integer >= 2")
+        check_integer("emulator.window", window, 2)
         if self.preprocessing.channel_names != spec.channel_names:
             raise ParameterError(
                 "preprocessing channels",

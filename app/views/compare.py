@@ -115,7 +115,7 @@ class ComparisonView(TabView):
         index = min(state.time_index, store.request.horizon - 1)
         _, truth = store.truth_frame_for(index)
         extent = spec.grid.extent
-        stride = int(store.cards.get("main", {}).get("emulator", {}).get("frame_stride", 1))
+        stride = store.request.main.frame_stride
         x = (np.arange(store.request.horizon) + 1) * spec.frame_dt * stride
         for row in self._rows:
             series = store.series[row.key]

@@ -154,7 +154,7 @@ class DiagnosticsView(TabView):
 
     def _lead_dt(self) -> float:
         store = self.store
-        stride = int(store.cards.get("main", {}).get("emulator", {}).get("frame_stride", 1))
+        stride = store.request.main.frame_stride
         return store.spec.frame_dt * stride
 
     def _spectrum(self, index: int, name: str) -> None:

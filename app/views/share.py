@@ -39,8 +39,8 @@ def card_markdown(name: str, description: str, command: tuple[str, ...],
         "compression rate": card.get("rate"),
         "grid": card.get("grid"),
         "latent shape": card.get("latent_shape"),
-        "window / frame stride": (f"{card['window']} / {card.get('frame_stride', 1)}"
-                                  if "window" in card else None),
+        "window / frame stride": (f"{card['window']} / {card['frame_stride']}"
+                                  if card.get("kind") == "emulator" else None),
         "parameters": card.get("parameters"),
         "training steps": training.get("steps"),
         "last training loss": training.get("last_loss"),

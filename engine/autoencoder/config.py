@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.errors import ParameterError, UnknownNameError, reject_unknown_fields
+from engine.errors import ParameterError, UnknownNameError, check_integer, reject_unknown_fields
 
 # Width per level and residual blocks per level. Both presets have five levels, so a
 # x16 spatial factor: the one that makes the paper's ladders reachable on 64-pixel
@@ -46,18 +46,18 @@ class AutoencoderConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
         object.__setattr__(self, "periodic", tuple(self.periodic))
-        _check_int("in_channels", self.in_channels, minimum=1)
-        _check_int("latent_channels", self.latent_channels, minimum=1)
-        _check_int("blocks_per_level", self.blocks_per_level, minimum=0)
+        check_integer("in_channels", self.in_channels, 1)
+        check_integer("latent_channels", self.latent_channels, 1)
+        check_integer("blocks_per_level", self.blocks_per_level, 0)
         if not self.widths:
             raise ParameterError("widths", self.widths, "a non-empty tuple of positive integers")
         for width in self.widths:
-            _check_int("widths", width, minimum=1)
+            check_integer("widths", width, 1)
         if not (isinstance(self.dropout, float | int) and 0.0 <= self.dropout < 1.0):
             raise ParameterError("dropout", self.dropout, "a number in [0, 1)")
         if len(self.periodic) != 2 or not all(isinstance(p, bool) for p in self.periodic):
             raise ParameterError("periodic", self.periodic, "two booleans, one per axis (x, y)")
-        _check_int("kernel", self.kernel, minimum=1)
+        check_integer("kernel", self.kernel, 1)
         if self.kernel % 2 == 0:
             raise ParameterError("kernel", self.kernel, "an odd integer >= 1")
 
@@ -110,6 +110,3 @@ def preset_spatial_factor(preset: str) -> int:
     return 2 ** (len(PRESETS[preset]["widths"]) - 1)
 
 
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ParameterError(name, value, f"an integer >= {minimum}")

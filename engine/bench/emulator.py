@@ -29,9 +29,16 @@ from engine.bench.autoencoder import _forward_gflops
 from engine.bench.common import machine_info, median_seconds
 from engine.device import resolve_device
 from engine.diffusion import Sampler, get_sampler
-from engine.emulator import Emulator, build_emulator, emulator_flops, label_dim, preset_config
+from engine.emulator import (
+    KINDS,
+    Emulator,
+    build_emulator,
+    emulator_flops,
+    label_dim,
+    preset_config,
+)
 from engine.emulator.config import DEFAULT_PATCH
-from engine.errors import ParameterError
+from engine.errors import ParameterError, check_integer
 from engine.systems import System, get_system
 
 NOTE = (
@@ -67,8 +74,7 @@ def bench_emulator(
             raise ParameterError(name, list(values), "one or more integers >= 1")
     for name, value in (("repeats", repeats), ("compare_members", compare_members),
                         ("matmul_size", matmul_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ParameterError(name, value, "an integer >= 1")
+        check_integer(name, value, 1)
     if not samplers:
         raise ParameterError("samplers", list(samplers), "one or more sampler names")
     for name in samplers:
@@ -119,7 +125,7 @@ def _bench_system(
     torch.manual_seed(0)
     latent = {
         kind: build_emulator(kind, backbone, shape[0], shape[1:], labels, "latent").to(device)
-        for kind in ("diffusion", "deterministic")
+        for kind in KINDS
     }
 
     def row(emulator: Emulator, sampler: Sampler | None, count: int) -> dict[str, Any]:

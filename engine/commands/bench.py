@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.errors import ParameterError
+from engine.errors import check_integer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,12 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     emulator.set_defaults(func=run_emulator)
 
 
-def _positive(name: str, value: int) -> int:
-    if value < 1:
-        raise ParameterError(name, value, "an integer >= 1")
-    return value
-
-
 def _emit(result: dict, output: str | None) -> None:
     text = json.dumps(result, indent=2)
     print(text)
@@ -80,16 +74,16 @@ def run_solvers(args: argparse.Namespace) -> int:
     from engine.bench.solvers import bench_solvers
     from engine.systems import SYSTEM_NAMES, get_system
 
-    torch.set_num_threads(_positive("threads", args.threads))
+    torch.set_num_threads(check_integer("threads", args.threads, 1))
     systems = args.systems or list(SYSTEM_NAMES)
     for name in systems:
         get_system(name)  # fail fast on an unknown name
     result = bench_solvers(
         systems,
-        batch=_positive("batch", args.batch),
-        repeats=_positive("repeats", args.repeats),
+        batch=check_integer("batch", args.batch, 1),
+        repeats=check_integer("repeats", args.repeats, 1),
         dataset=not args.no_dataset,
-        workers=_positive("workers", args.workers),
+        workers=check_integer("workers", args.workers, 1),
         device=args.device,
         keep_root=args.data_root,
     )
@@ -104,15 +98,15 @@ def run_autoencoder(args: argparse.Namespace) -> int:
     from engine.systems import SYSTEM_NAMES, get_system
 
     if args.threads is not None:
-        torch.set_num_threads(_positive("threads", args.threads))
+        torch.set_num_threads(check_integer("threads", args.threads, 1))
     systems = args.systems or list(SYSTEM_NAMES)
     for name in systems:
         get_system(name)
     result = bench_autoencoder(
         systems,
         preset=args.preset,
-        batch=_positive("batch", args.batch),
-        repeats=_positive("repeats", args.repeats),
+        batch=check_integer("batch", args.batch, 1),
+        repeats=check_integer("repeats", args.repeats, 1),
     )
     _emit(result, args.output)
     return 0
@@ -125,7 +119,7 @@ def run_emulator(args: argparse.Namespace) -> int:
     from engine.systems import get_system
 
     if args.threads is not None:
-        torch.set_num_threads(_positive("threads", args.threads))
+        torch.set_num_threads(check_integer("threads", args.threads, 1))
     for name in args.systems:
         get_system(name)
     result = bench_emulator(
@@ -133,7 +127,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         samplers=args.samplers,
         steps=args.steps,
         members=args.members,
-        repeats=_positive("repeats", args.repeats),
+        repeats=check_integer("repeats", args.repeats, 1),
         preset=args.preset,
     )
     _emit(result, args.output)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.commands.training_options import add_training_options
+from engine.emulator.base import KINDS, SPACES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("system", metavar="SYSTEM")
     parser.add_argument("--rate", type=float,
                         help="compression rate of the autoencoder (latent space), e.g. 48")
-    parser.add_argument("--kind", required=True, choices=("diffusion", "deterministic"))
-    parser.add_argument("--space", default="latent", choices=("latent", "pixel"),
+    parser.add_argument("--kind", required=True, choices=KINDS)
+    parser.add_argument("--space", default="latent", choices=SPACES,
                         help="latent (default) or pixel (baseline, no autoencoder)")
     parser.add_argument("--autoencoder", metavar="PATH",
                         help="autoencoder model file (default assets/autoencoders/SYSTEM-aeRATE)")

@@ -44,7 +44,7 @@ from engine.data.stats import compute_stats, write_stats
 from engine.data.well_reader import BC_CODES, SPLITS, load_array
 from engine.data.well_writer import SPEC_ATTR, spec_json, write_well_file
 from engine.device import resolve_device
-from engine.errors import DataFormatError, ParameterError
+from engine.errors import DataFormatError, ParameterError, check_integer
 from engine.systems import System, get_system
 
 SPLIT_SEED_OFFSETS = {"train": 0, "valid": 1_000_000, "test": 2_000_000}
@@ -228,18 +228,13 @@ def _run_chunks(
 
 # -- input checks ------------------------------------------------------------------------
 def _check_count(name: str, value: Any) -> int:
+    """Trajectories per split; its message names the interval as the CLI documents it."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | np.integer)
         or not (0 <= value <= MAX_PER_SPLIT)
     ):
         raise ParameterError(name, value, f"an integer in [0, {MAX_PER_SPLIT}]")
-    return int(value)
-
-
-def _check_positive(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ParameterError(name, value, f"an integer >= {minimum}")
     return int(value)
 
 
@@ -292,14 +287,14 @@ def generate_dataset(
     }
     if sum(counts.values()) == 0:
         raise ParameterError("n_train + n_valid + n_test", 0, "at least 1 trajectory")
-    workers = _check_positive("workers", workers)
-    batch_size = _check_positive("batch_size", batch_size)
-    seed = _check_positive("seed", seed, minimum=0)
+    workers = check_integer("workers", workers, 1)
+    batch_size = check_integer("batch_size", batch_size, 1)
+    seed = check_integer("seed", seed, 0)
     if seed + SPLIT_SEED_OFFSETS["test"] + MAX_PER_SPLIT >= 2**63:
         raise ParameterError("seed", seed, f"an integer in [0, {2**63 - 3 * MAX_PER_SPLIT}]")
     resolve_device(device)
     n_frames = instance.spec.n_frames if n_frames is None else n_frames
-    n_frames = _check_positive("n_frames", n_frames, minimum=MIN_FRAMES)
+    n_frames = check_integer("n_frames", n_frames, MIN_FRAMES)
     dataset_dir = Path(root) / instance.name
     _check_writable(Path(root), dataset_dir)
 

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 from torch import Tensor, nn
 
-from engine.diffusion.schedule import LogLogitSchedule, require_integer
-from engine.errors import ParameterError
+from engine.diffusion.schedule import LogLogitSchedule
+from engine.errors import ParameterError, check_integer
 
 if TYPE_CHECKING:
     from engine.diffusion.samplers import Sampler
@@ -213,8 +213,8 @@ def sample_context_lengths(
     With the default 4, k = 1..4 with probabilities ≈ .383/.371/.184/.061: mostly short
     contexts, yet every length 1..4 is trained so one model serves them all at rollout.
     """
-    n = require_integer("n", n, 0)
-    max_context = require_integer("max_context", max_context, 1)
+    n = check_integer("n", n, 0)
+    max_context = check_integer("max_context", max_context, 1)
     rates = torch.ones(n, dtype=torch.float64, device=device)
     return torch.poisson(rates, generator=generator).long() % max_context + 1
 
@@ -225,7 +225,7 @@ def leading_context_mask(lengths: Tensor, frames: int) -> Tensor:
     The caller reshapes it to its window layout, e.g. mask[:, :, None, None, None] for
     (B, frames, C, H, W).
     """
-    frames = require_integer("frames", frames, 1)
+    frames = check_integer("frames", frames, 1)
     if lengths.ndim != 1:
         raise ParameterError("lengths.shape", tuple(lengths.shape), "(B,)")
     if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > frames):

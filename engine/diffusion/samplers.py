@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from engine.diffusion.schedule import LogLogitSchedule, require_integer
-from engine.errors import ParameterError, UnknownNameError
+from engine.diffusion.schedule import LogLogitSchedule
+from engine.errors import ParameterError, UnknownNameError, check_integer
 
 DenoiseFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -45,12 +45,6 @@ def _check_fraction(name: str, value: object, *, low_open: bool) -> float:
     return float(value)
 
 
-def _check_order(order: object) -> int:
-    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 3:
-        raise ParameterError("order", order, "an integer in 1..3")
-    return order
-
-
 class Sampler(ABC):
     """Integrates from σ_max to σ_min in `steps` steps; see the module docstring."""
 
@@ -58,7 +52,7 @@ class Sampler(ABC):
     evaluations_per_step: int = 1
 
     def __init__(self, steps: int = 16, schedule: LogLogitSchedule | None = None):
-        self.steps = require_integer("steps", steps, 1)
+        self.steps = check_integer("steps", steps, 1)
         self.schedule = schedule if schedule is not None else LogLogitSchedule()
 
     def __repr__(self) -> str:
@@ -72,7 +66,7 @@ class Sampler(ABC):
 
     def nfe(self, steps: int | None = None) -> int:
         """Network evaluations per sample, for `steps` (default: this sampler's steps)."""
-        steps = self.steps if steps is None else require_integer("steps", steps, 1)
+        steps = self.steps if steps is None else check_integer("steps", steps, 1)
         return self.evaluations_per_step * steps
 
     def sample(
@@ -198,7 +192,7 @@ class PCSampler(_OneStepSampler):
         schedule: LogLogitSchedule | None = None,
     ):
         super().__init__(steps, schedule)
-        self.corrections = require_integer("corrections", corrections, 0)
+        self.corrections = check_integer("corrections", corrections, 0)
         self.delta = _check_fraction("delta", delta, low_open=True)
         self.evaluations_per_step = self.corrections + 1
 
@@ -251,7 +245,7 @@ class _MultistepSampler(Sampler):
 
     def __init__(self, steps: int = 16, order: int = 3, schedule: LogLogitSchedule | None = None):
         super().__init__(steps, schedule)
-        self.order = _check_order(order)
+        self.order = check_integer("order", order, 1, 3)
 
     def _integrate(self, evaluate, x, sigmas, generator):
         history: deque[tuple[float, Tensor]] = deque(maxlen=self.order)

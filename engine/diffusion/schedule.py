@@ -12,17 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from engine.errors import ParameterError
-
-
-def require_integer(name: str, value: object, minimum: int) -> int:
-    """`value` as an int if it is one (bools excluded) and >= minimum, else ParameterError.
-
-    Shared by the schedule, denoiser and samplers so every count is checked the same way.
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ParameterError(name, value, f"an integer >= {minimum}")
-    return value
+from engine.errors import ParameterError, check_integer
 
 
 class LogLogitSchedule:
@@ -82,7 +72,7 @@ class LogLogitSchedule:
         The generator, if given, must live on `device` (torch's rule for random draws).
         """
         t = torch.rand(
-            require_integer("n", n, 0), generator=generator, device=device, dtype=torch.float64
+            check_integer("n", n, 0), generator=generator, device=device, dtype=torch.float64
         )
         return self.sigma(t).to(dtype)
 
@@ -91,5 +81,5 @@ class LogLogitSchedule:
 
         Starts at σ_max and ends at σ_min; samplers integrate from each entry to the next.
         """
-        steps = require_integer("steps", steps, 1)
+        steps = check_integer("steps", steps, 1)
         return self.sigma(1.0 - torch.arange(steps + 1, dtype=torch.float64) / steps)

@@ -5,7 +5,7 @@ The interface the rollout engine relies on is docs/dev/EMULATOR_INTERFACE.md.
 """
 
 from engine.emulator.backbone import Backbone
-from engine.emulator.base import SPACES, Emulator
+from engine.emulator.base import KINDS, SPACES, Emulator
 from engine.emulator.config import POSITIONS, PRESETS, BackboneConfig, preset_config
 from engine.emulator.flops import emulator_flops, network_flops
 from engine.emulator.labels import LabelSpec, condition_label, condition_labels, label_dim
@@ -23,6 +23,7 @@ from engine.emulator.windows import WindowSource, emulator_loss
 
 __all__ = [
     "EMULATORS",
+    "KINDS",
     "POSITIONS",
     "PRESETS",
     "SPACES",

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.emulator.config import BackboneConfig
-from engine.errors import ParameterError
+from engine.errors import ParameterError, check_integer
 
 ROPE_BASE = 100.0
 ABSOLUTE_FREQUENCIES = 8  # per axis, for positions="rope+absolute"
@@ -232,10 +232,8 @@ class Backbone(nn.Module):
         self, config: BackboneConfig, channels: int, label_dim: int, *, noise_conditioning: bool
     ):
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ParameterError("channels", channels, "an integer >= 1")
-        if isinstance(label_dim, bool) or not isinstance(label_dim, int) or label_dim < 0:
-            raise ParameterError("label_dim", label_dim, "an integer >= 0")
+        check_integer("channels", channels, 1)
+        check_integer("label_dim", label_dim, 0)
         self.config, self.channels, self.label_dim = config, channels, label_dim
         width, cond_dim, patch = config.width, config.cond_dim, config.patch
         self.proj_in = nn.Linear(2 * channels * patch * patch, width)

@@ -26,6 +26,11 @@ from engine.diffusion import Sampler, leading_context_mask, sample_context_lengt
 from engine.emulator.config import BackboneConfig
 from engine.errors import ParameterError
 
+# The two vocabularies of an emulator. Its kind is how it predicts (a diffusion ensemble or
+# one deterministic guess); its space is where it works (an autoencoder's latents or
+# preprocessed pixels). Model cards and the zoo manifest store the kind under "method"
+# and use "kind" for a model's role (autoencoder or emulator), as they always have.
+KINDS = ("diffusion", "deterministic")
 SPACES = ("latent", "pixel")
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from engine.errors import ParameterError, UnknownNameError, reject_unknown_fields
+from engine.errors import ParameterError, UnknownNameError, check_integer, reject_unknown_fields
 
 # How positions enter the network (engine/emulator/backbone.py says why):
 # - "rope": rotary embedding over (t, x, y) with fixed axial frequencies;
@@ -60,13 +60,13 @@ class BackboneConfig:
     positions: str = "mixed-rope"
 
     def __post_init__(self) -> None:
-        _check_int("width", self.width, 1)
-        _check_int("depth", self.depth, 1)
-        _check_int("heads", self.heads, 1)
-        _check_int("mlp_ratio", self.mlp_ratio, 1)
-        _check_int("patch", self.patch, 1)
-        _check_int("window", self.window, 2)
-        _check_int("cond_dim", self.cond_dim, 2)
+        check_integer("width", self.width, 1)
+        check_integer("depth", self.depth, 1)
+        check_integer("heads", self.heads, 1)
+        check_integer("mlp_ratio", self.mlp_ratio, 1)
+        check_integer("patch", self.patch, 1)
+        check_integer("window", self.window, 2)
+        check_integer("cond_dim", self.cond_dim, 2)
         if self.width % self.heads:
             raise ParameterError("width", self.width, f"a multiple of heads={self.heads}")
         if self.head_dim % 2 or self.head_dim < 6:
@@ -113,6 +113,3 @@ def preset_config(preset: str, **overrides: Any) -> BackboneConfig:
     return replace(BackboneConfig(**PRESETS[preset]), **overrides)
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ParameterError(name, value, f"an integer >= {minimum}")

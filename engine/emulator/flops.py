@@ -19,7 +19,7 @@ from engine.emulator.backbone import Backbone
 from engine.emulator.base import Emulator
 from engine.emulator.config import BackboneConfig
 from engine.emulator.models import DiffusionEmulator
-from engine.errors import ParameterError
+from engine.errors import check_integer
 
 
 def network_flops(
@@ -32,8 +32,7 @@ def network_flops(
     noise_conditioning: bool = True,
 ) -> int:
     """FLOPs of one forward pass of the backbone on `batch` windows of config.window frames."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ParameterError("batch", batch, "an integer >= 1")
+    check_integer("batch", batch, 1)
     meta = torch.device("meta")
     with meta:
         network = Backbone(config, channels, label_dim, noise_conditioning=noise_conditioning)

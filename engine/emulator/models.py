@@ -39,7 +39,7 @@ from engine.emulator.backbone import Backbone
 from engine.emulator.base import Emulator
 from engine.emulator.config import BackboneConfig
 from engine.emulator.labels import LabelSpec
-from engine.errors import DataFormatError, LatentsimError, ParameterError
+from engine.errors import DataFormatError, LatentsimError, ParameterError, check_integer
 from engine.model_format import (
     check_card,
     check_tensors,
@@ -217,8 +217,7 @@ def save_emulator(
     """
     if not isinstance(emulator, Emulator):
         raise ParameterError("emulator", type(emulator).__name__, "an Emulator")
-    if isinstance(frame_stride, bool) or not isinstance(frame_stride, int) or frame_stride < 1:
-        raise ParameterError("frame_stride", frame_stride, "an integer >= 1")
+    check_integer("frame_stride", frame_stride, 1)
     labels = LabelSpec.from_system(system)
     if labels.dim != emulator.label_dim:
         raise ParameterError(

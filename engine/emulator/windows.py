@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.errors import ParameterError
+from engine.errors import ParameterError, check_integer
 
 
 class WindowSource:
@@ -35,8 +35,7 @@ class WindowSource:
         self.trajectories = torch.as_tensor(trajectories)
         self.labels = torch.as_tensor(labels)
         for name, value in (("window", window), ("stride", stride)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ParameterError(name, value, "an integer >= 1")
+            check_integer(name, value, 1)
         if self.trajectories.ndim != 5 or not self.trajectories.is_floating_point():
             raise ParameterError(
                 "trajectories.shape", tuple(self.trajectories.shape), "(N, T, C, h, w) floats"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import ParameterError
+from engine.errors import check_integer
 
 BUCKET_NAMES = ("short", "mid", "long")
 MIN_LEADS = len(BUCKET_NAMES)  # one lead per bucket at least
@@ -51,9 +51,7 @@ class Bucket:
 
 def lead_buckets(horizon: int) -> tuple[Bucket, Bucket, Bucket]:
     """The three buckets of `horizon` leads (see the module docstring)."""
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < MIN_LEADS:
-        raise ParameterError("horizon", horizon,
-                             f"an integer >= {MIN_LEADS} (one lead per short/mid/long bucket)")
+    check_integer("horizon", horizon, MIN_LEADS, why=" (one lead per short/mid/long bucket)")
     # round(k H / 5) in integers; k H / 5 is never a half for integer H.
     short_end = max(1, (2 * horizon + 5) // 10)
     mid_end = min(max(short_end + 1, (6 * horizon + 5) // 10), horizon - 1)

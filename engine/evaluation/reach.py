@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from engine.emulator.backbone import patchify
-from engine.errors import ParameterError
+from engine.errors import ParameterError, check_integer
 from engine.pipeline import Pipeline
 from engine.stages.testset import TestTrajectories
 
@@ -59,8 +59,7 @@ def spread_by_reach(
     basis = reachable_basis(pipeline)
     if not 0 <= trajectory < len(test):
         raise ParameterError("trajectory", trajectory, f"0..{len(test) - 1}")
-    if isinstance(members, bool) or not isinstance(members, int) or members < 2:
-        raise ParameterError("members", members, "an integer >= 2")
+    check_integer("members", members, 2)
     for start in starts:
         if not 0 <= start < test.frames - 1:
             raise ParameterError("start", start, f"0..{test.frames - 2} (a next frame must exist)")

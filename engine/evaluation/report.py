@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.atomic import atomic_open
+from engine.emulator.base import KINDS
 from engine.evaluation.findings import Finding, find_model
 from engine.evaluation.paper import PAPER, PaperTable
 
@@ -125,7 +126,7 @@ def paper_layout(name: str, system: Mapping[str, Any]) -> list[str]:
 def paper_table(table: PaperTable) -> list[str]:
     rates = " / ".join(map(str, table.rates))
     rows = [[method, rates, *(_joined(bucket) for bucket in getattr(table, method))]
-            for method in ("diffusion", "deterministic")]
+            for method in KINDS]
     if table.pixel is not None:
         rows.append(["pixel deterministic", "—", *(f"{v:.3f}" for v in table.pixel)])
     rows.append(["autoencoder floor", rates, _joined(table.autoencoder), "", ""])

@@ -31,11 +31,10 @@ from torch import Tensor, nn
 from engine.autoencoder.ladder import ladder
 from engine.autoencoder.model import Autoencoder
 from engine.data.well_reader import WellArrays, load_array
-from engine.emulator.base import SPACES, Emulator
+from engine.emulator.base import KINDS, SPACES, Emulator
 from engine.emulator.config import DEFAULT_PATCH, preset_config
 from engine.emulator.labels import LabelSpec, condition_labels
 from engine.emulator.models import (
-    EMULATORS,
     build_emulator,
     check_kind_and_prediction,
     save_emulator,
@@ -62,7 +61,6 @@ from engine.systems import System, get_system
 from engine.systems.base import SystemSpec
 from engine.training import TrainConfig, run_training
 
-KINDS = tuple(EMULATORS)
 VALIDATION_WINDOWS = 256
 
 

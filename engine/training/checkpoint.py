@@ -17,7 +17,6 @@ edits), so a damaged checkpoint is reported instead of loading as garbage.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from engine.errors import DataFormatError, LatentsimError
+from engine.hashing import file_sha256
 
 CHECKPOINT_DIR = "checkpoints"
 FORMAT = "latentsim-checkpoint"
@@ -237,7 +237,7 @@ def open_checkpoint(path: Path) -> Checkpoint:
         file = path / name
         if not file.is_file():
             raise DataFormatError(file, "missing from the checkpoint")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise DataFormatError(file, "checksum mismatch: the file is corrupt or was modified")
     return Checkpoint(path, meta)
 
@@ -273,16 +273,8 @@ def _load_tensors(file: Path) -> dict[str, torch.Tensor]:
         raise DataFormatError(file, f"unreadable safetensors file ({err})") from err
 
 
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fsync_and_hash(file: Path) -> str:
-    digest = _sha256(file)
+    digest = file_sha256(file)
     with file.open("rb") as handle:
         os.fsync(handle.fileno())
     return digest

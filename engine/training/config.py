@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.errors import ParameterError, reject_unknown_fields
+from engine.errors import ParameterError, check_integer, reject_unknown_fields
 
 TRAJECTORY_FIELDS = (
     "steps",
@@ -57,14 +57,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Accept lists (JSON round trip) for betas while keeping the field hashable.
         object.__setattr__(self, "betas", tuple(self.betas))
-        _check_int("steps", self.steps, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("warmup_steps", self.warmup_steps, 0, self.steps)
-        _check_int("checkpoint_every", self.checkpoint_every, 0)
-        _check_int("keep_checkpoints", self.keep_checkpoints, 1)
-        _check_int("log_every", self.log_every, 1)
-        _check_int("validate_every", self.validate_every, 0)
-        _check_int("seed", self.seed, 0, 2**63 - 1)
+        check_integer("steps", self.steps, 1)
+        check_integer("batch_size", self.batch_size, 1)
+        check_integer("warmup_steps", self.warmup_steps, 0, self.steps)
+        check_integer("checkpoint_every", self.checkpoint_every, 0)
+        check_integer("keep_checkpoints", self.keep_checkpoints, 1)
+        check_integer("log_every", self.log_every, 1)
+        check_integer("validate_every", self.validate_every, 0)
+        check_integer("seed", self.seed, 0, 2**63 - 1)
         if not (_is_real(self.lr) and self.lr > 0 and math.isfinite(self.lr)):
             raise ParameterError("lr", self.lr, "a finite number > 0")
         if len(self.betas) != 2 or not all(_is_real(b) and 0 <= b < 1 for b in self.betas):
@@ -123,10 +123,3 @@ def _is_real(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        valid = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ParameterError(name, value, valid)

@@ -30,11 +30,12 @@ from engine.data.atomic import atomic_open
 from engine.data.generate import DEFAULT_SPLITS, generate_dataset
 from engine.emulator.models import card_prediction
 from engine.errors import DataFormatError, ParameterError
+from engine.hashing import file_sha256
 from engine.model_files import copy_model, load_model_card, model_paths
 from engine.paths import assets_root, data_root, runs_root
 from engine.stages.autoencoder import train_autoencoder
 from engine.stages.emulator import train_emulator
-from engine.zoo.manifest import ZooEntry, load_zoo, locked_manifest, sha256_file
+from engine.zoo.manifest import ZooEntry, load_zoo, locked_manifest
 from engine.zoo.plan import SEED, ZooModel, zoo_plan
 
 STORAGE_DTYPE = "float16"
@@ -207,7 +208,7 @@ def publish(
     entry = ZooEntry(
         name=model.name, kind=model.kind, system=model.system, method=model.method,
         space=model.space, rate=model.rate, autoencoder=model.autoencoder, asset=model.asset,
-        weights_sha256=sha256_file(weights), card_sha256=sha256_file(card_file),
+        weights_sha256=file_sha256(weights), card_sha256=file_sha256(card_file),
         command=tuple(model.command()), description=model.description(),
         path=root / model.asset,
     )

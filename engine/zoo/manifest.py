@@ -10,17 +10,17 @@ app builds its menus from `available()`; notebooks and the CLI use `Zoo.pipeline
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from engine.data.atomic import atomic_open
 from engine.errors import DataFormatError, ParameterError, UnknownNameError
+from engine.hashing import file_sha256
 from engine.model_files import load_model_card, model_paths
 from engine.paths import assets_root
 
@@ -31,12 +31,17 @@ MANIFEST_NAME = "manifest.json"
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One published model. `path` is the absolute model stem (no suffix)."""
+    """One published model. `path` is the absolute model stem (no suffix).
+
+    `kind` is the model's role, as in its card ("autoencoder" | "emulator"); an emulator's
+    own kind (engine.emulator.KINDS) is `method` here. `window` and `frame_stride` are
+    read from an emulator's card when the zoo is loaded (None for autoencoders).
+    """
 
     name: str
-    kind: str  # "autoencoder" | "emulator"
+    kind: str  # role: "autoencoder" | "emulator"
     system: str
-    method: str | None  # "diffusion" | "deterministic" (emulators)
+    method: str | None  # emulator kind: "diffusion" | "deterministic"
     space: str | None  # "latent" | "pixel" (emulators)
     rate: int | None  # compression rate; None for pixel-space emulators
     autoencoder: str | None  # zoo name of a latent emulator's autoencoder
@@ -46,11 +51,13 @@ class ZooEntry:
     command: tuple[str, ...]
     description: str
     path: Path
+    window: int | None = None  # frames per emulator call, L
+    frame_stride: int | None = None  # stored frames per emulator step, Δ
 
     def record(self) -> dict[str, Any]:
-        """The manifest's JSON object for this entry."""
+        """The manifest's JSON object for this entry (card fields stay in the card)."""
         data = asdict(self)
-        del data["name"], data["path"]
+        del data["name"], data["path"], data["window"], data["frame_stride"]
         data["command"] = list(self.command)
         return data
 
@@ -160,10 +167,14 @@ def load_zoo(root: str | os.PathLike[str] | None = None) -> Zoo:
         except (KeyError, TypeError, ValueError) as err:
             problems[name] = f"malformed manifest entry: {err!s}"
             continue
-        entries[name] = entry
         problem = file_problem(entry)
         if problem:
             problems[name] = problem
+        elif entry.kind == "emulator":
+            entry, problems[name] = _with_card_fields(entry)
+            if problems[name] is None:
+                del problems[name]
+        entries[name] = entry
     for name, entry in entries.items():  # emulators whose autoencoder is unusable
         if name not in problems and entry.autoencoder:
             if entry.autoencoder not in entries:
@@ -173,6 +184,20 @@ def load_zoo(root: str | os.PathLike[str] | None = None) -> Zoo:
     return Zoo(root, entries, problems)
 
 
+def _with_card_fields(entry: ZooEntry) -> tuple[ZooEntry, str | None]:
+    """The entry with its card's window and frame stride, or why they are unusable."""
+    try:
+        card = load_model_card(entry.path)
+        window, stride = card["window"], card["frame_stride"]
+    except (DataFormatError, KeyError) as err:
+        return entry, f"unusable emulator card: {err!s}"
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (window, stride)) or (
+        window < 2 or stride < 1
+    ):
+        return entry, f"emulator card has window={window!r}, frame_stride={stride!r}"
+    return replace(entry, window=window, frame_stride=stride), None
+
+
 def file_problem(entry: ZooEntry) -> str | None:
     """Why the entry's files cannot be trusted, or None when both hashes match."""
     weights, card = model_paths(entry.path)
@@ -180,17 +205,9 @@ def file_problem(entry: ZooEntry) -> str | None:
                                (weights, entry.weights_sha256, "weights")):
         if not path.exists():
             return f"{what} file {path.name} is missing"
-        if sha256_file(path) != wanted:
+        if file_sha256(path) != wanted:
             return f"{what} file {path.name} does not match the manifest's SHA-256 (modified?)"
     return None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextmanager
@@ -215,7 +232,7 @@ def locked_manifest(root: str | os.PathLike[str] | None = None) -> Iterator[dict
 
 def _entry(root: Path, name: str, record: Mapping[str, Any]) -> ZooEntry:
     fields = {key: record[key] for key in ZooEntry.__dataclass_fields__
-              if key not in ("name", "path")}
+              if key not in ("name", "path", "window", "frame_stride")}
     asset = str(fields["asset"])
     if Path(asset).is_absolute() or ".." in Path(asset).parts:
         raise ValueError(f"asset {asset!r} must be a path inside assets/")

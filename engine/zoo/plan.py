@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.autoencoder.ladder import LADDERS
+from engine.emulator.base import KINDS
 from engine.errors import UnknownNameError
 
 AUTOENCODER_SETTINGS: dict[str, dict[str, Any]] = {
@@ -105,7 +106,7 @@ def zoo_plan() -> list[ZooModel]:
             models.append(ZooModel(autoencoder_name(system, rate), "autoencoder", system,
                                    AUTOENCODER_SETTINGS[system], rate=rate))
         for rate in rates:
-            for method in ("diffusion", "deterministic"):
+            for method in KINDS:
                 models.append(ZooModel(
                     emulator_name(system, method, rate), "emulator", system, EMULATOR_SETTINGS,
                     method=method, space="latent", rate=rate,

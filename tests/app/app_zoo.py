@@ -18,11 +18,12 @@ import torch
 
 from engine.autoencoder import Autoencoder, AutoencoderConfig
 from engine.emulator import BackboneConfig, LabelSpec, build_emulator, save_emulator
+from engine.hashing import file_sha256
 from engine.model_files import load_model_card, save_autoencoder
 from engine.preprocessing import Preprocessing
 from engine.systems import get_system
 from engine.zoo import ZooEntry
-from engine.zoo.manifest import locked_manifest, sha256_file
+from engine.zoo.manifest import locked_manifest
 
 GRIDS = {"rayleigh_benard": (32, 16), "kolmogorov": (16, 16)}
 BACKBONE = BackboneConfig(width=12, depth=1, heads=2, cond_dim=8, window=3, dropout=0.0)
@@ -34,8 +35,8 @@ def _publish(root: Path, name: str, asset: str, **fields) -> None:
     with locked_manifest(root) as models:
         models[name] = ZooEntry(
             name=name, asset=asset, path=stem,
-            weights_sha256=sha256_file(stem.with_name(stem.name + ".safetensors")),
-            card_sha256=sha256_file(stem.with_name(stem.name + ".json")),
+            weights_sha256=file_sha256(stem.with_name(stem.name + ".safetensors")),
+            card_sha256=file_sha256(stem.with_name(stem.name + ".json")),
             command=("train-test", name), description=f"test model {name}", **fields,
         ).record()
 
