@@ -108,5 +108,3 @@ def preset_spatial_factor(preset: str) -> int:
     if preset not in PRESETS:
         raise UnknownNameError("autoencoder preset", preset, PRESETS)
     return 2 ** (len(PRESETS[preset]["widths"]) - 1)
-
-

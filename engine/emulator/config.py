@@ -111,5 +111,3 @@ def preset_config(preset: str, **overrides: Any) -> BackboneConfig:
         if key not in names:
             raise ParameterError("backbone config key", key, f"one of {sorted(names)}")
     return replace(BackboneConfig(**PRESETS[preset]), **overrides)
-
-

@@ -121,5 +121,3 @@ class TrainConfig:
 
 def _is_real(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
