@@ -3,7 +3,7 @@
 The card is everything needed to rebuild and trust the weights without the code or run
 that produced them: kind, system, compression rate, latent shape, architecture config,
 preprocessing constants, training information, and the SHA-256 of the weights file.
-(The official code stored none of this per run, paper.md section 11.)
+(The paper's official code, PolymathicAI/lola, stored none of this per run.)
 
 Weights are only ever read with safetensors, never torch.load or pickle, so a model file
 from elsewhere cannot execute code. Both files are written atomically (the weights

@@ -2,7 +2,7 @@
 
 Autoencoders train on preprocessed frames and emulator outputs are scored in physical
 units, so the transform must be exactly invertible and its constants must travel with
-every model file (the official code did not record them per run, paper.md section 11).
+every model file (the official code, PolymathicAI/lola, did not record them per run).
 The constants are therefore plain data: a frozen dataclass that round-trips via JSON.
 
 Frames are torch tensors with channels at dim -3, on any device and of any float dtype.
@@ -25,7 +25,7 @@ import torch
 
 from engine.errors import ParameterError
 
-# Positive fields that get log1p, per system (paper.md section 2: Euler only).
+# Positive fields that get log1p, per system (the paper, arXiv:2507.02608: Euler only).
 LOG_CHANNELS: dict[str, tuple[str, ...]] = {
     "euler_quadrants": ("energy", "density", "pressure"),
     "rayleigh_benard": (),

@@ -8,7 +8,7 @@ headless chromium with playwright and prints JSON with
 - the time a fifth browser session's page takes to show its widgets (the Run button),
   and its field images, while four other sessions run rollouts at once (median of
   repeats),
-plus the machine (cores, load average, torch) and the settings used. The issue's targets
+plus the machine (cores, load average, torch) and the settings used. The targets
 on 2 cores: first frame <= 2 s, full rollout <= 20 s, fifth page <= 3 s.
 
 It measures whatever else the machine is doing too: quote the load with the numbers.

@@ -15,7 +15,7 @@ from engine.errors import ParameterError, UnknownNameError, check_integer, rejec
 
 # Width per level and residual blocks per level. Both presets have five levels, so a
 # x16 spatial factor: the one that makes the paper's ladders reachable on 64-pixel
-# fields (4x4 latents with 16 / 4 / 1 channels, see paper.md section 12).
+# fields (4x4 latents with 16 / 4 / 1 channels).
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU-trainable: width doubles as resolution halves, so every level costs about the
     # same (2.4M multiply-adds per 3x3 conv on a 64x64 frame); 0.18 GFLOP per forward

@@ -1,6 +1,6 @@
 """Compression ladders: which latent shape gives which compression rate.
 
-Compression = field values per frame / latent values per frame (paper.md section 2).
+Compression = field values per frame / latent values per frame (arXiv:2507.02608).
 A x16 autoencoder turns an X x Y grid into (X/16) x (Y/16) latent cells, so with C
 field channels and c latent channels the rate is 256 * C / c whatever the grid: the
 paper's ladders are the rungs c = 16 / 4 / 1.

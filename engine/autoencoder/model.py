@@ -1,4 +1,4 @@
-"""A DC-AE-style convolutional autoencoder for single frames (paper.md section 3).
+"""A DC-AE-style convolutional autoencoder for single frames (arXiv:2507.02608).
 
 Design points, each of which the paper found to matter:
 

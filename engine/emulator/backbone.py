@@ -1,7 +1,7 @@
 """The emulator network: a transformer over the tokens of a whole window of frames.
 
 One token per (frame, p x p patch): with patch 1 in latent space every latent cell of every
-frame is a token (paper.md section 4). Attention is full spatio-temporal, through
+frame is a token (arXiv:2507.02608). Attention is full spatio-temporal, through
 `F.scaled_dot_product_attention` only (no xformers, section 11).
 
 Design, and why:

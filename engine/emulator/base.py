@@ -6,7 +6,7 @@ C channels, (h, w) frame grid in the Well's [x, y] order, P label entries. "Fram
 the emulator's model space: latent frames (space "latent") or preprocessed pixel frames
 (space "pixel").
 
-Training (masked context, paper.md section 5): every window gets k = (Poisson(1) mod
+Training (masked context, arXiv:2507.02608): every window gets k = (Poisson(1) mod
 (L-1)) + 1 leading context frames, so one model serves every context length at rollout.
 `forward` *is* the training loss: the trainer's loss function calls `model(batch)`, so
 under DDP the whole loss computation runs inside the wrapped forward and DDP sees every

@@ -21,13 +21,13 @@ from engine.errors import ParameterError, UnknownNameError, check_integer, rejec
 # - "+absolute": plus a learned projection (zero at init) of per-axis sinusoidal features
 #   of the absolute (t, x, y) position, so the model can locate walls and open boundaries.
 POSITIONS = ("rope", "rope+absolute", "mixed-rope", "mixed-rope+absolute")
-# Pixel baselines: 16 x 16 patches, the paper's pixel ViT (paper.md section 6), give as
+# Pixel baselines: 16 x 16 patches, the paper's pixel ViT (arXiv:2507.02608), give as
 # many tokens per frame as a x16 autoencoder's latent grid, so latent and pixel emulators
 # of one size cost the same per step; every system grid is a multiple of 16.
 DEFAULT_PATCH = 16
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # CPU-trainable (paper.md section 12: width 128-256, 4-6 blocks). Head dim 32. About
+    # CPU-trainable (width 128-256, 4-6 blocks). Head dim 32. About
     # 3.5M parameters; on 80 latent tokens a batch of 64 trains in about half a second
     # on two CPU cores (measurements in the emulator report).
     "small": {"width": 192, "depth": 6, "heads": 6, "cond_dim": 128},

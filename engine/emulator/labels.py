@@ -8,8 +8,8 @@ categorical choice, in the spec's order.
   range against one end), then the affine map that sends the training range to [-1, 1].
   Values outside the training range but inside the valid range map outside [-1, 1]: that
   is what an out-of-distribution query is, and the network is free to extrapolate.
-- The official code decided "log or not" by comparing a lower-cased name against a list
-  holding "T0", so one parameter was never log-scaled (paper.md section 11). Here the
+- The official code (PolymathicAI/lola) decided "log or not" by comparing a lower-cased
+  name against a list holding "T0", so one parameter was never log-scaled. Here the
   decision is the spec's `log_scale` flag and nothing else.
 
 A `LabelSpec` holds the parameter and choice specs the label depends on. It is stored in

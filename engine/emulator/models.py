@@ -212,8 +212,9 @@ def save_emulator(
     (`autoencoder`, as returned by `load_autoencoder`): its weights' SHA-256 is recorded so
     a rollout refuses any other autoencoder, and the frames' shape must be its latent shape.
     Pixel emulators need the `preprocessing` their frames went through instead.
-    `frame_stride` is Δ, stored frames per emulator step (paper.md section 11 asks that it
-    travel with the model); `training` is free-form run information.
+    `frame_stride` is Δ, stored frames per emulator step (the official code,
+    PolymathicAI/lola, did not record it; here it travels with the model); `training` is
+    free-form run information.
     """
     if not isinstance(emulator, Emulator):
         raise ParameterError("emulator", type(emulator).__name__, "an Emulator")

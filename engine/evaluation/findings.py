@@ -262,7 +262,7 @@ def calibration(name: str, system: Mapping[str, Any]) -> SystemFinding:
         checks.append(Check("diffusion emulators", NOT_EVALUATED, [f"{name}: none planned"],
                             has_numbers=False))
     return _system_finding(checks, _measured(checks),
-                           "not tabulated in paper.md (1 = calibrated, < 1 under-dispersed)")
+                           "not tabulated in the paper (1 = calibrated, < 1 under-dispersed)")
 
 
 def _label(record: Mapping[str, Any]) -> str:

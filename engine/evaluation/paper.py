@@ -1,4 +1,4 @@
-"""The paper's published numbers, next to which ours are reported (paper.md sections 3, 9).
+"""The paper's published numbers (Rozet et al. 2025, arXiv:2507.02608), beside ours.
 
 Mean VRMSE by lead bucket (the paper's own buckets, in simulation steps) for latent
 diffusion and the latent deterministic "neural solver" at the three rates, the pixel-space

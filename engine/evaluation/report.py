@@ -3,7 +3,8 @@
 The JSON holds everything measured (per field, per bucket, per lead, card checks); the
 Markdown is what a reader compares with the paper: per system one table with a row per
 method, a column per lead bucket and the rates side by side in each cell ("a / b / c"),
-as in paper.md section 9, followed by the paper's own table and the details.
+as in the paper's results tables (arXiv:2507.02608), followed by the paper's own table
+and the details.
 """
 
 from __future__ import annotations

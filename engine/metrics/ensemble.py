@@ -6,8 +6,8 @@ two axes) per channel and keep the leading dims, so a (M, T, C, X, Y) forecast s
 as (T, C): one value per lead time and field. The rank histogram is the exception: it
 pools leading dims and space into one sample of points per channel (see its docstring).
 
-Definitions follow the paper (Rozet et al., 2025, section 8) and
-the project reference notes (metrics-and-anchors.md, section 1).
+Definitions follow the paper (Rozet et al., 2025, arXiv:2507.02608) and the
+references cited at each function.
 """
 
 from __future__ import annotations

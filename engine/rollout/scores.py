@@ -1,4 +1,4 @@
-"""Per-field, per-lead scores of a prediction against the truth (paper section 8)."""
+"""Per-field, per-lead scores of a prediction against the truth (as in arXiv:2507.02608)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ SCORED_ATTRS = (
 def score_rollout(
     prediction: xarray.Dataset, truth: xarray.Dataset, *, context_start: int | None = None
 ) -> xarray.Dataset:
-    """Per-field, per-lead-time scores of a prediction against the truth (paper section 8).
+    """Per-field, per-lead-time scores of a prediction against the truth (as in arXiv:2507.02608).
 
     prediction: a `rollout` Dataset (member, time, x, y); a Dataset without `member`
         (e.g. `reconstruct`) scores as one member.

@@ -28,7 +28,7 @@ AUTOENCODER_SETTINGS: dict[str, dict[str, Any]] = {
 EMULATOR_SETTINGS: dict[str, Any] = {"preset": "compact", "steps": 2000, "batch_size": 32,
                                      "lr": 1e-3}
 # The pixel-space diffusion baseline is the dearest model per frame at sampling time;
-# the issue asks for it on at least one system. Its 16x16 patches hold 1024 values per
+# the zoo has it on one system. Its 16x16 patches hold 1024 values per
 # token, more than the compact width of 128, so it predicts the clean data: with the EDM
 # skip, unit-variance noise survives sampling in the directions its output layer cannot
 # reach (measured in docs/bench/pixel_diffusion/, explained in engine/diffusion/denoiser.py).

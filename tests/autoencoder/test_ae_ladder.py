@@ -19,7 +19,7 @@ from engine.autoencoder import (
 )
 from engine.errors import ParameterError, UnknownNameError
 
-# paper.md section 2: every ladder is 16 / 4 / 1 latent channels on a x16 grid.
+# arXiv:2507.02608: every ladder is 16 / 4 / 1 latent channels on a x16 grid.
 PAPER_LATENT_CHANNELS = (16, 4, 1)
 CASES = [(name, rung) for name in sorted(SYSTEMS) for rung in range(3)]
 
@@ -60,7 +60,7 @@ def test_explicit_channels_and_grid():
     assert latent_shape((names, (64, 64)), 320) == (4, 4, 4)
     # A fractional rate that a whole number of channels gives exactly is accepted.
     assert latent_shape((5, (64, 64)), 1280 / 3) == (3, 4, 4)
-    # x8 gives 8x8 latents: 320 is the most it can reach on such a field (paper.md s.12).
+    # x8 gives 8x8 latents: 320 is the most it can reach on such a field.
     assert latent_shape((5, (64, 64)), 320, spatial_factor=8) == (1, 8, 8)
 
 
@@ -130,7 +130,7 @@ def test_autoencoder_config_for_each_system_and_rate(name, rung, preset):
     assert config.spatial_factor == 16
     assert config.in_channels == len(spec.channel_names)
     assert config.latent_channels == PAPER_LATENT_CHANNELS[rung]
-    # Rayleigh-Benard's walls are never wrapped (paper.md section 11).
+    # Rayleigh-Benard's walls are never wrapped (unlike the official code, PolymathicAI/lola).
     assert config.periodic == ((True, False) if name == "rayleigh_benard" else (True, True))
 
 

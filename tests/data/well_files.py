@@ -1,6 +1,6 @@
 """Hand-built Well files for reader tests, written the way The Well writes its data.
 
-Independent of our writer: follows the layout in the-well-format.md directly with h5py,
+Independent of our writer: follows The Well's documented layout directly with h5py,
 so reader tests compare against the arrays that went in.
 """
 

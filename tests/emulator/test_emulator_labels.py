@@ -37,7 +37,7 @@ def _reference(value: float, lo: float, hi: float, log: bool) -> float:
 
 @pytest.mark.parametrize("system", SYSTEM_NAMES)
 def test_every_log_scaled_parameter_of_every_system_is_log10_transformed(system):
-    """The official code skipped T0 (paper.md section 11); here every parameter is checked.
+    """The official code (PolymathicAI/lola) skipped T0; here every parameter is checked.
 
     For a log-scaled parameter the geometric mean of the training range maps to 0 and the
     arithmetic mean does not; for a linear one it is the other way round.
