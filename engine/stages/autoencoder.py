@@ -36,7 +36,7 @@ from engine.stages.common import (
     training_record,
 )
 from engine.systems import System, get_system
-from engine.training import TensorDictSource, TrainConfig, run_training
+from engine.training import TensorDictSource, run_training
 
 VALIDATION_FRAMES = 256
 
@@ -170,17 +170,8 @@ def train_autoencoder(
     valid = valid[even_subset(len(valid), min(len(valid), VALIDATION_FRAMES))]
     del valid_arrays
 
-    train_config = TrainConfig(
-        steps=recipe.steps if steps is None else steps,
-        batch_size=recipe.batch_size if batch_size is None else batch_size,
-        lr=recipe.lr if lr is None else lr,
-        warmup_steps=min(recipe.warmup_steps, (recipe.steps if steps is None else steps) // 10),
-        weight_decay=0.0,
-        grad_clip=1.0,
-        checkpoint_every=recipe.checkpoint_every,
-        validate_every=recipe.validate_every,
-        seed=seed,
-        device=device,
+    train_config = recipe.train_config(
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device
     )
 
     def validate(model: nn.Module, source: torch.Tensor) -> dict[str, float]:

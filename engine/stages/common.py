@@ -35,6 +35,32 @@ class Recipe:
     checkpoint_every: int
     validate_every: int
 
+    def train_config(
+        self,
+        *,
+        steps: int | None,
+        batch_size: int | None,
+        lr: float | None,
+        seed: int,
+        device: str,
+    ) -> TrainConfig:
+        """The trainer's config: this recipe with the given overrides (None keeps the
+        recipe's). Warm-up is at most a tenth of the run; AdamW without weight decay and
+        gradients clipped at norm 1, for every model kind."""
+        steps = self.steps if steps is None else steps
+        return TrainConfig(
+            steps=steps,
+            batch_size=self.batch_size if batch_size is None else batch_size,
+            lr=self.lr if lr is None else lr,
+            warmup_steps=min(self.warmup_steps, steps // 10),
+            weight_decay=0.0,
+            grad_clip=1.0,
+            checkpoint_every=self.checkpoint_every,
+            validate_every=self.validate_every,
+            seed=seed,
+            device=device,
+        )
+
 
 def dataset_dir(data_root: str | os.PathLike[str], system_name: str) -> Path:
     """The generated dataset of a system, refusing an incomplete one."""

@@ -59,7 +59,7 @@ from engine.stages.heldout import EvaluationRollouts, score_test_rollouts
 from engine.stages.testset import trajectory_conditions
 from engine.systems import System, get_system
 from engine.systems.base import SystemSpec
-from engine.training import TrainConfig, run_training
+from engine.training import run_training
 
 VALIDATION_WINDOWS = 256
 
@@ -280,18 +280,8 @@ def train_emulator(
         data = pixel_space(system, dataset)
     channels, grid = data.train.shape[2], tuple(data.train.shape[3:])
     label_dim = data.train_labels.shape[1]
-    total_steps = recipe.steps if steps is None else steps
-    train_config = TrainConfig(
-        steps=total_steps,
-        batch_size=recipe.batch_size if batch_size is None else batch_size,
-        lr=recipe.lr if lr is None else lr,
-        warmup_steps=min(recipe.warmup_steps, total_steps // 10),
-        weight_decay=0.0,
-        grad_clip=1.0,
-        checkpoint_every=recipe.checkpoint_every,
-        validate_every=recipe.validate_every,
-        seed=seed,
-        device=device,
+    train_config = recipe.train_config(
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device
     )
     source = WindowSource(data.train, data.train_labels, backbone.window, frame_stride)
     valid = validation_windows(
