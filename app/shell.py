@@ -20,9 +20,11 @@ from panel.io.location import Location
 from app.models import current_zoo
 from app.overview import systems_markdown, zoo_markdown
 from app.runner import Dispatch, Runner, apply_now
-from app.state import QUERY_PARAMS, ExplorerState, ZooMenus
+from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
-from app.views.base import TabView
+from app.tabs import TAB_REGISTRY
+from app.url import QUERY_PARAMS
+from app.views.base import TabView, View
 from app.views.compare import ComparisonView
 from app.views.controls import Controls
 from app.views.diagnostics import DiagnosticsView
@@ -60,8 +62,8 @@ NO_EMULATOR = (
     "page once an emulator appears."
 )
 NOTICE_SECONDS = 8000
-TABS = ("Fields", "Diagnostics", "Compare", "Latents", "Share", "Systems & models")
-VIEW_TABS = ("Diagnostics", "Compare", "Latents", "Share")
+TABS = tuple(tab.name for tab in TAB_REGISTRY)
+VIEW_TABS = tuple(tab.name for tab in TAB_REGISTRY if tab.lazy)
 
 
 def document_dispatch(doc: Document | None) -> Dispatch:
@@ -109,7 +111,7 @@ class ExplorerApp(pn.viewable.Viewer):
         self.store.param.watch(self._notice, ["notice"])
         self.zoo_pane = pn.pane.Markdown("### Models in the zoo\n" + zoo_markdown(zoo),
                                          css_classes=["ls-zoo"])
-        overview = pn.Column(
+        self.overview = overview = pn.Column(
             self.zoo_pane,
             pn.pane.Markdown("### Systems\n" + systems_markdown(), css_classes=["ls-systems"]),
             sizing_mode="stretch_width",
@@ -122,13 +124,11 @@ class ExplorerApp(pn.viewable.Viewer):
                                      on_cancel=self.runner.cancel)
             self.fields = FieldViews(state=self.state, store=self.store,
                                      defer_images=defer_images)
-            # Tabs other than Fields are built when first shown: each costs a few Bokeh
-            # figures that a new session need not pay for before its first frame.
-            views = {"Fields": self.fields, "Systems & models": overview}
-            self._slots = {name: pn.Column(views[name], sizing_mode="stretch_width")
-                           if name in views else pn.Column(sizing_mode="stretch_width")
-                           for name in TABS}
-            self._views: dict[str, pn.viewable.Viewer] = {"Fields": self.fields}
+            # Lazy tabs (app/tabs.py) are built when first shown.
+            self._slots = {tab.name: pn.Column(*([] if tab.lazy else [tab.build(self)]),
+                                               sizing_mode="stretch_width")
+                           for tab in TAB_REGISTRY}
+            self._views: dict[str, pn.viewable.Viewable] = {"Fields": self.fields}
             self.tabs = pn.Tabs(*self._slots.items(), dynamic=True, css_classes=["ls-tabs"],
                                 sizing_mode="stretch_width")
             self.tabs.param.watch(self._tab_changed, ["active"])
@@ -159,19 +159,19 @@ class ExplorerApp(pn.viewable.Viewer):
             self.tabs.active = TABS.index("Compare")
         self.runner.start(request)
 
-    def view(self, name: str) -> pn.viewable.Viewer:
+    def view(self, name: str) -> pn.viewable.Viewable:
         """The view of tab `name`, built on first use."""
         if name not in self._views:
-            cls = {"Diagnostics": DiagnosticsView, "Compare": ComparisonView,
-                   "Latents": LatentView, "Share": ShareView}[name]
-            params: dict[str, Any] = {"state": self.state, "store": self.store}
-            if cls is ComparisonView:
-                params["fields"] = self.fields
-            if issubclass(cls, TabView):
-                params["active"] = TABS[self.tabs.active] == name
-            self._views[name] = cls(**params)
+            tab = TAB_REGISTRY[TABS.index(name)]
+            self._views[name] = tab.build(self)
             self._slots[name].objects = [self._views[name]]
         return self._views[name]
+
+    def make_view(self, cls: type[View], name: str, **params: Any) -> View:
+        """A view of tab `name` on this session's state and store (for app/tabs.py)."""
+        if issubclass(cls, TabView):
+            params["active"] = TABS[self.tabs.active] == name
+        return cls(state=self.state, store=self.store, **params)
 
     @property
     def diagnostics(self) -> DiagnosticsView:

@@ -4,14 +4,13 @@
 so a model published tomorrow shows up without a code change. `ExplorerState` holds the
 selection, keeps it consistent (a system change re-derives rates, fields, conditions and
 bounds), validates values coming from the URL (bad ones are replaced by sane ones and
-reported as warnings, never raised), and turns the selection into a `RunRequest`, the
-immutable description of one job that app/runner.py executes.
+reported as warnings, never raised; the query codec is app/url.py), and turns the
+selection into a `RunRequest`, the immutable description of one job that app/runner.py
+executes.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -19,6 +18,8 @@ from typing import Any
 
 import param
 
+from app import url
+from app.url import QUERY_PARAMS as QUERY_PARAMS  # re-exported: defined here before
 from engine.diffusion.samplers import SAMPLERS
 from engine.emulator.base import KINDS
 from engine.errors import LatentsimError
@@ -33,11 +34,6 @@ DEFAULT_HORIZON = 40
 COMPARE_MODES = {"none": "none", "compression rates": "rates", "samplers / steps": "samplers"}
 COMPARE_STEPS = (4, 8, 16, 32)
 DEFAULT_COMPARE_SAMPLERS = ("ab/4", "ab/8", "ab/16", "ddim/16")
-# Query-string keys of the synced parameters (conditions use their own names).
-QUERY_PARAMS = (
-    "system", "rate", "kind", "sampler", "steps", "members", "context", "horizon", "seed",
-    "reference", "compare", "compare_samplers", "field", "mosaic", "member",
-)
 
 
 def sampler_names() -> list[str]:
@@ -272,51 +268,14 @@ class ExplorerState(param.Parameterized):
         self.conditions = {**self.conditions, name: checked}
         return None
 
-    # -- URL -----------------------------------------------------------------------------------
+    # -- URL (app/url.py) ------------------------------------------------------------------
     def apply_query(self, query: Mapping[str, Any]) -> list[str]:
-        """Apply URL query values one by one; invalid ones are skipped and explained.
-
-        Order matters: the system decides the valid rates, the rate the valid kinds, and
-        the model the valid context and horizon.
-        """
-        warnings = []
-        for name in QUERY_PARAMS:
-            if name in query:
-                problem = self._apply_value(name, query[name])
-                if problem:
-                    warnings.append(problem)
-        if self.available:
-            spec = self.spec
-            for name in [p.name for p in spec.parameters] + [c.name for c in spec.choices]:
-                if name in query:
-                    problem = self.set_condition(name, _condition_value(query[name]))
-                    if problem:
-                        warnings.append(problem)
-        return warnings
-
-    def _apply_value(self, name: str, raw: Any) -> str | None:
-        parameter = self.param[name]
-        try:
-            value = _coerce(parameter, raw)
-            if isinstance(parameter, param.Selector) and not isinstance(value, list):
-                value = (parameter.names or {}).get(value, value)  # a menu label
-            setattr(self, name, value)
-        except (TypeError, ValueError) as err:
-            return f"ignored {name}={raw!r} ({_short(err)}); kept {name}={getattr(self, name)!r}"
-        return None
+        """Apply URL query values; invalid ones are skipped and explained (app/url.py)."""
+        return url.apply_query(self, query)
 
     def to_query(self) -> dict[str, str]:
-        """Query-string values that reproduce this state (synced parameters + conditions)."""
-        query = {}
-        for name in QUERY_PARAMS:
-            value = getattr(self, name)
-            if isinstance(value, list):
-                query[name] = json.dumps(value)
-            elif value is not None:
-                query[name] = str(value)
-        for name, value in self.conditions.items():
-            query[name] = f"{value:g}" if isinstance(value, float) else str(value)
-        return query
+        """Query-string values that reproduce this state (app/url.py)."""
+        return url.to_query(self)
 
     # -- jobs ------------------------------------------------------------------------------------
     def request(self) -> tuple[RunRequest, list[str]]:
@@ -379,43 +338,3 @@ class ExplorerState(param.Parameterized):
             members=self.members if diffusion else 1,
             frame_stride=entry.frame_stride,
         )
-
-
-def _coerce(parameter: param.Parameter, raw: Any) -> Any:
-    """A URL value (a string, or what panel's parse_query made of it) for `parameter`."""
-    if isinstance(parameter, param.Boolean):
-        if isinstance(raw, str) and raw.lower() in ("true", "false"):
-            return raw.lower() == "true"
-        if not isinstance(raw, bool):
-            raise ValueError("not true or false")
-        return raw
-    if isinstance(parameter, param.ListSelector):
-        if isinstance(raw, str):
-            raw = json.loads(raw) if raw.startswith("[") else raw.split(",")
-        if not isinstance(raw, list):
-            raise ValueError("not a list")
-        return raw
-    if isinstance(parameter, param.Integer):
-        value = float(raw) if isinstance(raw, str) else raw
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value
-        ) or value != int(value):
-            raise ValueError("not an integer")
-        return int(value)
-    if isinstance(parameter, param.Selector) and isinstance(raw, str) and raw.isdigit():
-        return int(raw)  # rates are integers in the menu, strings in a raw query
-    return raw
-
-
-def _condition_value(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return float(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
-def _short(err: Exception) -> str:
-    text = str(err).split(";")[0]
-    return text if len(text) < 160 else text[:157] + "..."

@@ -11,26 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import holoviews as hv
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource
 
-from app.state import ExplorerState
-from app.store import RunStore, Series, ensemble_stats
+from app.store import Series, ensemble_stats
 from app.views.base import TabView
+from app.views.charts import StreamedChart, dims, line_options
 from app.views.fields import FieldViews
 from app.views.plotting import (
     LINE_COLORS,
     ImagePanel,
-    bokeh_pane,
     frame_size,
-    legend_below,
-    line_figure,
-    time_marker,
 )
 
 CHART_CLASS = "ls-compare-chart"
+EMPTY = np.zeros(0)
 HELP = (
     "Pick **compare: compression rates** or **samplers / steps** in the sidebar and press "
     "**Run**: every row then rolls out from the same truth frames with the same conditions "
@@ -53,21 +50,18 @@ class _Row:
 
 
 class ComparisonView(TabView):
-    state = param.ClassSelector(class_=ExplorerState)
-    store = param.ClassSelector(class_=RunStore)
     fields = param.ClassSelector(class_=FieldViews)
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.header = pn.pane.Markdown(HELP, css_classes=["ls-compare-help"])
         self.rows = pn.Column(sizing_mode="stretch_width")
-        self.chart = bokeh_pane(line_figure("VRMSE by row", "VRMSE"), CHART_CLASS)
+        self.chart = pn.Column(sizing_mode="stretch_width")
         self._layout = pn.Column(self.header, self.chart, self.rows, css_classes=["ls-compare"],
                                  sizing_mode="stretch_width")
         self._request = None
         self._rows: list[_Row] = []
-        self._lines: dict[str, tuple[ColumnDataSource, ColumnDataSource]] = {}
-        self._marker = None
+        self._curves: StreamedChart | None = None
         self.state.param.watch(self.refresh, ["field", "time_index"])
         self.store.param.watch(self.refresh, ["revision"])
 
@@ -83,20 +77,12 @@ class ComparisonView(TabView):
         size = frame_size(extent, 300 if extent[0] >= 2 * extent[1] else 180)
         self._rows = [_Row(store.series[k], self.fields, *size) for k in keys]
         self.rows.objects = [row.layout for row in self._rows]
-        figure = line_figure("VRMSE of the ensemble mean by row", "VRMSE")
-        figure.css_classes = [CHART_CLASS]  # the hook lives on the figure (see ImagePanel)
-        self._lines = {}
-        for i, key in enumerate(keys):
-            color = LINE_COLORS[i % len(LINE_COLORS)]
-            label = store.series[key].spec.label
-            line, floor = ColumnDataSource({"x": [], "y": []}), ColumnDataSource({"x": [], "y": []})
-            figure.line("x", "y", source=line, color=color, line_width=2, legend_label=label)
-            figure.line("x", "y", source=floor, color=color, line_dash="dashed", line_width=1.5)
-            self._lines[key] = (line, floor)
-        if keys:
-            legend_below(figure)
-        self._marker = time_marker(figure)
-        self.chart.object = figure
+        # The rows change with each request, so does the overlay: one chart per request.
+        labels = tuple(store.series[key].spec.label for key in keys)
+        self._curves = StreamedChart(
+            lambda data: vrmse_overlay(labels, data), {"x": EMPTY, "rows": {}, "lead": 0.0},
+            CHART_CLASS)
+        self.chart.objects = [self._curves.pane]
         self.header.object = HELP if not keys else (
             f"Comparing **{request.compare}** on the same initial condition (seed "
             f"{request.seed}); dashed lines: each row's autoencoder floor.")
@@ -133,7 +119,27 @@ class ComparisonView(TabView):
             row.text.object = (f"**{series.spec.label}**  \n{series.members} member"
                                f"{'s' * (series.members > 1)} · {speed} · {series.nfe} NFE  \n"
                                f"{series.ready}/{store.request.horizon} frames, {series.status}")
-            line, floor = self._lines[row.key]
-            line.data = {"x": x, "y": series.scores["vrmse"][:, c]}
-            floor.data = {"x": x, "y": series.floor["vrmse"][:, c]}
-        self._marker.location = float(x[index])
+        rows = {store.series[row.key].spec.label: (store.series[row.key].scores["vrmse"][:, c],
+                                                   store.series[row.key].floor["vrmse"][:, c])
+                for row in self._rows}
+        self._curves.send({"x": x, "rows": rows, "lead": float(x[index])})
+
+
+def vrmse_overlay(labels: tuple[str, ...], data: dict[str, Any]) -> hv.Overlay:
+    """Each row's VRMSE against lead time (solid) and its autoencoder floor (dashed, same
+    colour), with a marker at the lead time shown."""
+    x_dim, y_dim = dims("lead time", "VRMSE")
+    x, rows = data["x"], data["rows"]
+    layers = []
+    for i, label in enumerate(labels):
+        color = LINE_COLORS[i % len(LINE_COLORS)]
+        vrmse, floor = rows.get(label, (EMPTY, EMPTY))
+        xs = x if len(vrmse) else EMPTY
+        layers.append(hv.Curve((xs, vrmse), x_dim, y_dim, label=label)
+                      .opts(color=color, line_width=2))
+        layers.append(hv.Curve((xs, floor), x_dim, y_dim, group="Floor", label=label)
+                      .opts(color=color, line_dash="dashed", line_width=1.5,
+                            show_legend=False))
+    marker = hv.VLine(data["lead"]).opts(color="#888888", line_dash="dashed", line_width=1)
+    return hv.Overlay([*layers, marker]).opts(
+        **line_options("VRMSE of the ensemble mean by row", CHART_CLASS))

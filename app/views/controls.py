@@ -16,7 +16,7 @@ import panel as pn
 import param
 
 from app.state import ExplorerState
-from app.store import RunStore
+from app.views.base import View
 from engine.systems.base import ChoiceSpec, ParameterSpec
 
 IN_RANGE_COLOR = "#0d6efd"
@@ -82,9 +82,7 @@ class ConditionWidget:
                                 f"trained on {lo:g} – {hi:g}")
 
 
-class Controls(pn.viewable.Viewer):
-    state = param.ClassSelector(class_=ExplorerState)
-    store = param.ClassSelector(class_=RunStore)
+class Controls(View):
     on_run = param.Callable()
     on_cancel = param.Callable()
 

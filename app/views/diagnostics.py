@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import holoviews as hv
 import numpy as np
 import panel as pn
-import param
 from bokeh.core.properties import value
 from bokeh.models import ColumnDataSource, Span
 
-from app.state import ExplorerState
-from app.store import RunStore, Series
+from app.store import Series
 from app.views.base import TabView
+from app.views.charts import StreamedChart, dims, line_options
 from app.views.plotting import LINE_COLORS, bokeh_pane, legend_below, line_figure, time_marker
 
 METRICS = {
@@ -26,6 +26,9 @@ METRICS = {
     "ssr": ("Spread–skill ratio", "spread / RMSE (1 = calibrated)", "ls-metric-ssr"),
     "crps": ("CRPS (fair; MAE for one member)", "CRPS [field units]", "ls-metric-crps"),
 }
+SPECTRUM_TITLE = "Power spectrum at the time shown"
+EMPTY = np.zeros(0)
+NO_SPECTRUM = {"k": EMPTY, "members": np.zeros((0, 0)), "truth": EMPTY, "recon": None}
 LINES = {  # line key -> (colour, dash)
     "main": (LINE_COLORS[0], "solid"),
     "reference": (LINE_COLORS[1], "solid"),
@@ -34,7 +37,12 @@ LINES = {  # line key -> (colour, dash)
 
 
 class MetricPlot:
-    """One score against lead time: selected emulator, the other kind, the AE floor."""
+    """One score against lead time: selected emulator, the other kind, the AE floor.
+
+    Plain Bokeh on purpose: three of these redraw on every block, and a HoloViews overlay
+    costs about 20 ms of event-loop time per update against 0.13 ms here (measured, see
+    app/views/charts.py).
+    """
 
     def __init__(self, metric: str):
         title, y_label, css = METRICS[metric]
@@ -70,31 +78,11 @@ class MetricPlot:
 class DiagnosticsView(TabView):
     """Score curves, the spectrum at the time shown and the rank histogram."""
 
-    state = param.ClassSelector(class_=ExplorerState)
-    store = param.ClassSelector(class_=RunStore)
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.plots = {metric: MetricPlot(metric) for metric in METRICS}
-        self.spectrum = line_figure("Power spectrum at the time shown", "power",
-                                    log_x=True, log_y=True,
-                                    x_label="wavenumber [cycles / pixel]")
-        self.spectrum_sources = {
-            "members": ColumnDataSource({"xs": [], "ys": []}),
-            "mean": ColumnDataSource({"x": [], "y": []}),
-            "truth": ColumnDataSource({"x": [], "y": []}),
-            "recon": ColumnDataSource({"x": [], "y": []}),
-        }
-        src = self.spectrum_sources
-        self.spectrum.multi_line("xs", "ys", source=src["members"], color=LINE_COLORS[0],
-                                 alpha=0.25, legend_label="members")
-        self.spectrum.line("x", "y", source=src["mean"], color=LINE_COLORS[0], line_width=2,
-                           legend_label="member mean")
-        self.spectrum.line("x", "y", source=src["truth"], color="black", line_width=2,
-                           legend_label="truth")
-        self.spectrum.line("x", "y", source=src["recon"], color="#444444", line_dash="dashed",
-                           line_width=2, legend_label="AE reconstruction")
-        legend_below(self.spectrum)
+        self.spectrum = StreamedChart(spectrum_overlay, NO_SPECTRUM, "ls-spectrum")
         self.rank = line_figure("Rank histogram of the truth among the members", "frequency",
                                 x_label="rank")
         self.rank_source = ColumnDataSource({"x": [], "top": []})
@@ -107,7 +95,7 @@ class DiagnosticsView(TabView):
         self._layout = pn.Column(
             self.note,
             pn.Row(*[plot.pane for plot in self.plots.values()], sizing_mode="stretch_width"),
-            pn.Row(bokeh_pane(self.spectrum, "ls-spectrum"),
+            pn.Row(self.spectrum.pane,
                    bokeh_pane(self.rank, "ls-rank-histogram"), sizing_mode="stretch_width"),
             css_classes=["ls-metrics"],
             sizing_mode="stretch_width",
@@ -159,18 +147,7 @@ class DiagnosticsView(TabView):
 
     def _spectrum(self, index: int, name: str) -> None:
         spectra = self.store.spectra("main", index, name)
-        src = self.spectrum_sources
-        if spectra is None:
-            for source in src.values():
-                source.data = {key: [] for key in source.data}
-            return
-        k, members = spectra["k"], spectra["members"]
-        src["members"].data = {"xs": [k] * len(members), "ys": list(members)}
-        src["mean"].data = {"x": k, "y": members.mean(axis=0)}
-        src["truth"].data = {"x": k, "y": spectra["truth"]}
-        recon = spectra["recon"]
-        src["recon"].data = {"x": k if recon is not None else [],
-                             "y": recon if recon is not None else []}
+        self.spectrum.send(NO_SPECTRUM if spectra is None else spectra)
 
     def _rank(self, name: str, main: Series | None) -> None:
         counts = self.store.rank_counts("main", name)
@@ -181,6 +158,24 @@ class DiagnosticsView(TabView):
         self.rank_source.data = {"x": np.arange(len(counts)), "top": counts}
         self.rank_flat.location = 1.0 / len(counts)
         self.rank.title.text = f"Rank histogram, {name}, leads 1–{main.ready}"
+
+
+def spectrum_overlay(data: dict[str, Any]) -> hv.Overlay:
+    """The members' power spectra, their mean, the truth's and the reconstruction's
+    (`data` as RunStore.spectra gives them; "recon" is None in pixel space)."""
+    x, y = dims("wavenumber [cycles / pixel]", "power")
+    k, members, recon = data["k"], data["members"], data["recon"]
+    mean = members.mean(axis=0) if len(members) else k
+    return (
+        hv.Path([np.column_stack([k, m]) for m in members], kdims=[x, y], label="members")
+        .opts(color=LINE_COLORS[0], alpha=0.25)
+        * hv.Curve((k, mean), x, y, label="member mean").opts(color=LINE_COLORS[0],
+                                                              line_width=2)
+        * hv.Curve((k, data["truth"]), x, y, label="truth").opts(color="black",
+                                                                    line_width=2)
+        * hv.Curve((k, k[:0] if recon is None else recon), x, y, label="AE reconstruction")
+        .opts(color="#444444", line_dash="dashed", line_width=2)
+    ).opts(**line_options(SPECTRUM_TITLE, "ls-spectrum", log_x=True, log_y=True))
 
 
 def _line(series: Series | None, metric: str, c: int, x: np.ndarray):

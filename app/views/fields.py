@@ -15,8 +15,7 @@ import numpy as np
 import panel as pn
 import param
 
-from app.state import ExplorerState
-from app.store import RunStore, ensemble_stats, mosaic
+from app.store import ensemble_stats, mosaic
 from app.views.base import TabView
 from app.views.plotting import (
     ERROR_PALETTE,
@@ -47,8 +46,6 @@ def units_of(spec: SystemSpec, channel: str) -> str:
 class FieldViews(TabView):
     """The main panel: images of the selected field at the selected lead."""
 
-    state = param.ClassSelector(class_=ExplorerState)
-    store = param.ClassSelector(class_=RunStore)
 
     defer_images = param.Boolean(default=False, doc="""
         Leave the image grid empty until `build_images` is called. The seven image

@@ -12,10 +12,8 @@ from typing import Any
 
 import colorcet as cc
 import panel as pn
-import param
 
-from app.state import ExplorerState
-from app.store import RunStore, mosaic
+from app.store import mosaic
 from app.views.base import TabView
 from app.views.plotting import ImagePanel, frame_size, mapper
 
@@ -23,8 +21,6 @@ LATENT_BOUND = 5.0
 
 
 class LatentView(TabView):
-    state = param.ClassSelector(class_=ExplorerState)
-    store = param.ClassSelector(class_=RunStore)
 
     def __init__(self, **params: Any):
         super().__init__(**params)

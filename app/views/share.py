@@ -13,11 +13,9 @@ import json
 from typing import Any
 
 import panel as pn
-import param
 import xarray
 
-from app.state import ExplorerState
-from app.store import RunStore
+from app.views.base import View
 from engine.errors import LatentsimError
 
 NETCDF_ENGINE = "h5netcdf"  # NetCDF4 (needs h5py, a dependency anyway)
@@ -65,9 +63,7 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-class ShareView(pn.viewable.Viewer):
-    state = param.ClassSelector(class_=ExplorerState)
-    store = param.ClassSelector(class_=RunStore)
+class ShareView(View):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
