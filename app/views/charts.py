@@ -39,10 +39,16 @@ def dims(x_label: str, y_label: str) -> tuple[hv.Dimension, hv.Dimension]:
 
 
 def line_options(
-    title: str, css_class: str, *, log_x: bool = False, log_y: bool = False
-) -> dict[str, Any]:
-    """Overlay options shared by the charts: the page's look, the legend below the plot
-    (where it hides no curve) and the CSS hook on the figure itself (see ImagePanel)."""
+    title: str,
+    css_class: str,
+    *,
+    log_x: bool = False,
+    log_y: bool = False,
+    legend: str = "bottom",
+) -> list[hv.Options]:
+    """Options shared by the charts: the page's look, a compact legend (`legend`: "bottom"
+    under the plot, or a corner inside it), axes that follow each update (framewise), and
+    the CSS hook on the figure itself (see ImagePanel)."""
 
     def hook(plot: Any, _: Any) -> None:
         figure = plot.state
@@ -50,21 +56,32 @@ def line_options(
             figure.css_classes = [*figure.css_classes, css_class]
         figure.toolbar.autohide = True
 
-    return {
-        "title": title,
-        "height": HEIGHT,
-        "responsive": True,
-        "logx": log_x,
-        "logy": log_y,
-        "legend_position": "bottom",
-        "legend_cols": 4,
-        "default_tools": [],
-        "tools": TOOLS.split(","),
-        "toolbar": "above",
-        "hooks": [hook],
-        "framewise": True,
-        "shared_axes": False,
-    }
+    return [
+        hv.opts.Curve(framewise=True),
+        hv.opts.Path(framewise=True, show_legend=True),
+        hv.opts.Overlay(
+            title=title,
+            height=HEIGHT,
+            responsive=True,
+            logx=log_x,
+            logy=log_y,
+            legend_position=legend,
+            legend_cols=4 if legend == "bottom" else 1,
+            legend_opts={
+                "label_text_font_size": "8pt",
+                "padding": 2,
+                "margin": 0,
+                "spacing": 0,
+                "border_line_alpha": 0,
+                "background_fill_alpha": 0.7,
+            },
+            default_tools=[],
+            tools=TOOLS.split(","),
+            toolbar="above",
+            hooks=[hook],
+            framewise=True,
+        ),
+    ]
 
 
 class StreamedChart:

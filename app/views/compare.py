@@ -142,4 +142,4 @@ def vrmse_overlay(labels: tuple[str, ...], data: dict[str, Any]) -> hv.Overlay:
                             show_legend=False))
     marker = hv.VLine(data["lead"]).opts(color="#888888", line_dash="dashed", line_width=1)
     return hv.Overlay([*layers, marker]).opts(
-        **line_options("VRMSE of the ensemble mean by row", CHART_CLASS))
+        *line_options("VRMSE of the ensemble mean by row", CHART_CLASS))

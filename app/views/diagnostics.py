@@ -173,9 +173,11 @@ def spectrum_overlay(data: dict[str, Any]) -> hv.Overlay:
                                                               line_width=2)
         * hv.Curve((k, data["truth"]), x, y, label="truth").opts(color="black",
                                                                     line_width=2)
-        * hv.Curve((k, k[:0] if recon is None else recon), x, y, label="AE reconstruction")
+        * hv.Curve((k[:0], k[:0]) if recon is None else (k, recon), x, y,
+                   label="AE reconstruction")
         .opts(color="#444444", line_dash="dashed", line_width=2)
-    ).opts(**line_options(SPECTRUM_TITLE, "ls-spectrum", log_x=True, log_y=True))
+    ).opts(*line_options(SPECTRUM_TITLE, "ls-spectrum", log_x=True, log_y=True,
+                         legend="bottom_left"))
 
 
 def _line(series: Series | None, metric: str, c: int, x: np.ndarray):
