@@ -29,7 +29,7 @@ REPEATS = 2
 def _overlay(data: dict[str, np.ndarray]) -> hv.Overlay:
     x, y = dims("lead time", "VRMSE")
     curves = [hv.Curve((data["x"], data[key]), x, y, label=key) for key in KEYS]
-    return hv.Overlay(curves).opts(**line_options("VRMSE", "ls-cost"))
+    return hv.Overlay(curves).opts(*line_options("VRMSE", "ls-cost"))
 
 
 def _data(n: int) -> dict[str, np.ndarray]:

@@ -18,6 +18,10 @@ an omitted spatial axis either dropped (the format description, hdf5_to_xarray) 
 with length 1 (what WellDataset._pad_axes needs); time stored (T,) or (B, T); missing
 `@sample_varying`/`@time_varying` on `dimensions/x|y` (the_well's dummy writer omits
 them; they default to False); `@associated_dims` written as a bare string.
+
+Why one long module: the parser, the tolerated variations and the two entry points read
+the same layout and are checked against the same real files; split apart, each variation
+would have to be understood in two places.
 """
 
 from __future__ import annotations

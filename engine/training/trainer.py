@@ -8,6 +8,10 @@ the data order, every random stream, logging and checkpoints.
 Determinism: the data order is a pure function of (seed, epoch); the dropout stream
 (torch's global RNG) and the augmentation generator are seeded from (seed, rank) and
 checkpointed, so killing a run and resuming it gives bitwise the same weights on CPU.
+
+Why one long module: everything in it is state a resumption must restore exactly (order,
+generators, optimiser, schedule, skipped steps); kept together, what is saved and what
+is restored can be compared line by line.
 """
 
 from __future__ import annotations
