@@ -1,4 +1,4 @@
-"""Sharing: NetCDF downloads of the rollout and the truth, the link, and the model card.
+"""Sharing: NetCDF downloads of the rollout and the truth, movies, the link, the model card.
 
 Downloads are built when clicked, from the engine's own datasets (CF-annotated, with
 the models, sampler, conditions and seed in their attributes), so a file is the same
@@ -18,6 +18,7 @@ import xarray
 
 from app.state import ExplorerState
 from app.store import RunStore
+from app.views.movie import MovieDownloads
 from engine.errors import LatentsimError
 
 NETCDF_ENGINE = "h5netcdf"  # NetCDF4 (needs h5py, a dependency anyway)
@@ -85,6 +86,7 @@ class ShareView(pn.viewable.Viewer):
                 "address bar. Downloads hold the frames computed so far, in physical units, "
                 "with the models, sampler, conditions and seed in their attributes."),
             pn.Row(self.download_rollout, self.download_truth),
+            MovieDownloads(state=self.state, store=self.store),
             pn.pane.Markdown("### Model card of the selected emulator"),
             self.card,
             css_classes=["ls-share"],
