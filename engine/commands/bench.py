@@ -57,6 +57,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     emulator.add_argument("--output", help="also write the JSON to this file")
     emulator.set_defaults(func=run_emulator)
 
+    scaling = targets.add_parser(
+        "scaling",
+        help="seconds per frame vs grid size: solver, latent and pixel-space diffusion (+ PNG)",
+    )
+    scaling.add_argument("--sizes", nargs="+", type=int, default=[64, 128, 256, 512],
+                         help="N of the N x N grids, multiples of 32 (64 128 256 512)")
+    scaling.add_argument("--members", type=int, default=16)
+    scaling.add_argument("--sampler", default="ab")
+    scaling.add_argument("--steps", type=int, default=16)
+    scaling.add_argument("--repeats", type=int, default=2)
+    scaling.add_argument("--device", default=None,
+                         help="default: the CPU, and CUDA too when present")
+    scaling.add_argument("--threads", type=int, default=1,
+                         help="torch threads (1: per-core cost, as bench solvers)")
+    scaling.add_argument("--output", help="also write the JSON to this file")
+    scaling.add_argument("--plot", metavar="PNG", help="draw the plot here (default: none)")
+    scaling.add_argument("--from-json", metavar="FILE",
+                         help="measure nothing: redraw --plot from a JSON this command wrote")
+    scaling.set_defaults(func=run_scaling)
+
 
 def _positive(name: str, value: int) -> int:
     if value < 1:
@@ -137,4 +157,33 @@ def run_emulator(args: argparse.Namespace) -> int:
         preset=args.preset,
     )
     _emit(result, args.output)
+    return 0
+
+
+def run_scaling(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from engine.bench.scaling import bench_scaling
+
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+    else:
+        torch.set_num_threads(_positive("threads", args.threads))
+        result = bench_scaling(
+            args.sizes, members=args.members, sampler=args.sampler, steps=args.steps,
+            repeats=_positive("repeats", args.repeats), device=args.device,
+            progress=lambda text: print(f"bench scaling: {text}", file=sys.stderr, flush=True),
+        )
+        _emit(result, args.output)
+    if args.plot:
+        from engine.bench.scaling_figure import scaling_figure
+        from engine.plots import save_figure
+
+        for device in result["devices"]:
+            path = args.plot if device == "cpu" else args.plot.replace(".png", f"-{device}.png")
+            save_figure(scaling_figure(result, device), path)
+            print(f"wrote {path}", file=sys.stderr)
     return 0
