@@ -17,6 +17,7 @@ import panel as pn
 from bokeh.document import Document
 from panel.io.location import Location
 
+from app.lessons import Lesson, apply_lesson
 from app.models import current_zoo
 from app.overview import systems_markdown, zoo_markdown
 from app.runner import Dispatch, Runner, apply_now
@@ -28,6 +29,7 @@ from app.views.controls import Controls
 from app.views.diagnostics import DiagnosticsView
 from app.views.fields import FieldViews
 from app.views.latents import LatentView
+from app.views.lessons import LessonsView
 from app.views.share import ShareView
 from engine.zoo import Zoo
 
@@ -60,8 +62,8 @@ NO_EMULATOR = (
     "page once an emulator appears."
 )
 NOTICE_SECONDS = 8000
-TABS = ("Fields", "Diagnostics", "Compare", "Latents", "Share", "Systems & models")
-VIEW_TABS = ("Diagnostics", "Compare", "Latents", "Share")
+TABS = ("Fields", "Diagnostics", "Compare", "Latents", "Share", "Lessons", "Systems & models")
+VIEW_TABS = ("Diagnostics", "Compare", "Latents", "Share", "Lessons")
 
 
 def document_dispatch(doc: Document | None) -> Dispatch:
@@ -163,8 +165,10 @@ class ExplorerApp(pn.viewable.Viewer):
         """The view of tab `name`, built on first use."""
         if name not in self._views:
             cls = {"Diagnostics": DiagnosticsView, "Compare": ComparisonView,
-                   "Latents": LatentView, "Share": ShareView}[name]
+                   "Latents": LatentView, "Share": ShareView, "Lessons": LessonsView}[name]
             params: dict[str, Any] = {"state": self.state, "store": self.store}
+            if cls is LessonsView:
+                params = {"on_lesson": self.start_lesson}
             if cls is ComparisonView:
                 params["fields"] = self.fields
             if issubclass(cls, TabView):
@@ -172,6 +176,18 @@ class ExplorerApp(pn.viewable.Viewer):
             self._views[name] = cls(**params)
             self._slots[name].objects = [self._views[name]]
         return self._views[name]
+
+    def start_lesson(self, lesson: Lesson) -> None:
+        """Apply a lesson's URL state, run it and show the tab it is about."""
+        warnings = apply_lesson(self.state, lesson)
+        if warnings:
+            self.store.notify("warning", "Lesson: " + "\n\n".join(warnings))
+        self.run()
+        self.tabs.active = TABS.index(lesson.tab)
+
+    @property
+    def lessons(self) -> LessonsView:
+        return self.view("Lessons")
 
     @property
     def diagnostics(self) -> DiagnosticsView:

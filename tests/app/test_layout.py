@@ -55,7 +55,7 @@ def test_the_page_has_one_template_with_the_explorer(app):
     assert isinstance(app.__panel__(), pn.template.BootstrapTemplate)
     assert app.template.title == "latentsim"
     assert [name for name in app.tabs._names] == [
-        "Fields", "Diagnostics", "Compare", "Latents", "Share", "Systems & models"]
+        "Fields", "Diagnostics", "Compare", "Latents", "Share", "Lessons", "Systems & models"]
     # menus from the zoo; the unusable model is listed with its reason
     assert app.controls.rate.options == {"latent ×8": 8, "latent ×16": 16, "pixel space": "pixel"}
     assert "`rayleigh_benard-diffusion-ae99`: card file" in app.zoo_pane.object
