@@ -42,7 +42,7 @@ class LessonsView(pn.viewable.Viewer):
         return self._layout
 
     def _card(self, item: Lesson) -> pn.viewable.Viewable:
-        button = pn.widgets.Button(name="Show me", button_type="primary", width=140,
+        button = pn.widgets.Button(label="Show me", color="primary", width=140,
                                    css_classes=["ls-lesson-button", f"ls-lesson-{item.key}"])
         button.on_click(self._clicked(item))
         self.buttons[item.key] = button

@@ -38,9 +38,9 @@ from browser_helpers import (
     wait_figure,
     wait_query,
 )
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from app.bench import CHROMIUM, VIEWPORT, launch_chromium, main_view_screenshot, serve_app
+from app.bench import VIEWPORT, main_view_screenshot, serve_app
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +48,6 @@ def app_url(zoo_root, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "panel-serve.log"
     with serve_app(zoo_root, log=log) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"the browser tests need Debian's chromium at {CHROMIUM} (`make test` "
-                    "installs it: apt-get install chromium; or set LATENTSIM_CHROMIUM)")
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -7,15 +7,14 @@ takes seconds; every lesson's state is run headless in test_lessons.py.
 
 from __future__ import annotations
 
-import os
 import re
 
 import imageio.v3 as iio
 import pytest
 from browser_helpers import TIMEOUT_MS, click_tab, expect_done, open_app, query_of, status
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from app.bench import CHROMIUM, VIEWPORT, launch_chromium, serve_app
+from app.bench import VIEWPORT, serve_app
 from engine.paths import REPO_ROOT
 
 QUICK = {"horizon": "2", "members": "2", "steps": "2", "reference": "false"}
@@ -26,16 +25,6 @@ def app_url(tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "panel-serve.log"
     with serve_app(REPO_ROOT / "assets", log=log) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"the browser tests need Debian's chromium at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
