@@ -34,8 +34,11 @@ def zoo_markdown(zoo: Zoo) -> str:
     for name in SYSTEM_NAMES:
         emulators = ", ".join(e.label for e in zoo.available(kind="emulator", system=name))
         autoencoders = ", ".join(
-            f"×{e.rate}" for e in sorted(zoo.available(kind="autoencoder", system=name),
-                                         key=lambda e: e.rate or 0))
+            f"×{e.rate}"
+            for e in sorted(
+                zoo.available(kind="autoencoder", system=name), key=lambda e: e.rate or 0
+            )
+        )
         lines.append(f"| `{name}` | {emulators or '—'} | {autoencoders or '—'} |")
     if zoo.problems:
         lines += ["", "**Unusable models** (left out of the menus):", ""]

@@ -110,8 +110,12 @@ class Runner:
         try:
             ahead = self._compute.pending
             queued = f" (queued behind {ahead} steps of other sessions)" if ahead else ""
-            await self._apply(job, lambda: self.store.param.update(
-                running=True, status=f"loading the emulator…{queued}", progress=0.0))
+            await self._apply(
+                job,
+                lambda: self.store.param.update(
+                    running=True, status=f"loading the emulator…{queued}", progress=0.0
+                ),
+            )
             await self._steps(job, streams)
             await self._apply(job, lambda: self._finish(job), even_if_cancelled=True)
         except asyncio.CancelledError:
@@ -144,12 +148,20 @@ class Runner:
             pipeline = main if spec.key == "main" else None
             await self._run_series(job, spec, zoo, pipeline, context, truth, streams)
 
-    async def _run_series(self, job: Job, spec: SeriesSpec, zoo: Zoo,
-                          pipeline: Pipeline | None, context: torch.Tensor, truth: TruthStream,
-                          streams: list[RolloutStream | TruthStream]) -> None:
+    async def _run_series(
+        self,
+        job: Job,
+        spec: SeriesSpec,
+        zoo: Zoo,
+        pipeline: Pipeline | None,
+        context: torch.Tensor,
+        truth: TruthStream,
+        streams: list[RolloutStream | TruthStream],
+    ) -> None:
         store = self.store
         pipeline, stream, outcome = await self._compute.run(
-            _open, self._load, zoo, spec, pipeline, context, job.request, truth)
+            _open, self._load, zoo, spec, pipeline, context, job.request, truth
+        )
         streams.append(stream)
 
         def started() -> None:
@@ -173,12 +185,14 @@ class Runner:
                 break
             outcome = await self._compute.run(_advance, spec.key, pipeline, stream, truth)
         status = "cancelled" if job.cancelled else "done"
-        await self._apply(job, lambda: setattr(store.series[spec.key], "status", status),
-                          even_if_cancelled=True)
+        await self._apply(
+            job, lambda: setattr(store.series[spec.key], "status", status), even_if_cancelled=True
+        )
 
     # -- updates (on the event loop) --------------------------------------------------------------
-    async def _apply(self, job: Job, update: Callable[[], None], *,
-                     even_if_cancelled: bool = False) -> bool:
+    async def _apply(
+        self, job: Job, update: Callable[[], None], *, even_if_cancelled: bool = False
+    ) -> bool:
         """Apply `update` to the store (and bump its revision) unless the job is stale."""
         if self.job is not job or (job.cancelled and not even_if_cancelled):
             return False
@@ -217,8 +231,11 @@ class Runner:
         }
         if spec.key == "main":
             frames = len(truth.frames)
-            solver = (truth.frames[-1].elapsed - truth.frames[0].elapsed) / (frames - 1) \
-                if frames > 1 else math.nan
+            solver = (
+                (truth.frames[-1].elapsed - truth.frames[0].elapsed) / (frames - 1)
+                if frames > 1
+                else math.nan
+            )
             changes["speed"] = speed_text(block.seconds_per_frame, series.members, solver)
         store.param.update(**changes)
 
@@ -237,8 +254,12 @@ class Runner:
         if job.cancelled:
             store.param.update(running=False, eta="", status=f"cancelled after {ready} frames")
         else:
-            store.param.update(running=False, progress=1.0, eta="",
-                               status=f"done: {ready} frames of {job.request.main.label}")
+            store.param.update(
+                running=False,
+                progress=1.0,
+                eta="",
+                status=f"done: {ready} frames of {job.request.main.label}",
+            )
 
     async def _fail(self, job: Job, message: str) -> None:
         def report() -> None:
@@ -252,8 +273,9 @@ class Runner:
 Outcome = BlockUpdate | RolloutDivergedError | None  # None: the rollout is complete
 
 
-def _prepare(load: Callable[[Zoo, str], Pipeline], zoo: Zoo,
-             request: RunRequest) -> tuple[Pipeline, TruthStream, torch.Tensor]:
+def _prepare(
+    load: Callable[[Zoo, str], Pipeline], zoo: Zoo, request: RunRequest
+) -> tuple[Pipeline, TruthStream, torch.Tensor]:
     """The main pipeline, the solver run and its context frames (c, C, X, Y).
 
     The truth is as long as the rollouts need, on the models' grid; its frames are
@@ -263,11 +285,18 @@ def _prepare(load: Callable[[Zoo, str], Pipeline], zoo: Zoo,
     stride = max(s.frame_stride for s in request.series)
     spec = main.spec
     frames = (request.context - 1 + request.horizon) * stride + 1
-    truth = stream_truth(spec.name, request.conditions, request.seed, n_frames=frames,
-                         grid=spec.grid.shape, device="cpu")
+    truth = stream_truth(
+        spec.name,
+        request.conditions,
+        request.seed,
+        n_frames=frames,
+        grid=spec.grid.shape,
+        device="cpu",
+    )
     _extend(truth, (request.context - 1) * main.frame_stride)
-    context = torch.stack([truth.frames[i * main.frame_stride].frame
-                           for i in range(request.context)])
+    context = torch.stack(
+        [truth.frames[i * main.frame_stride].frame for i in range(request.context)]
+    )
     return main, truth, context
 
 
@@ -276,14 +305,24 @@ def _extend(truth: TruthStream, frame: int) -> None:
         next(truth)
 
 
-def _open(load: Callable[[Zoo, str], Pipeline], zoo: Zoo, spec: SeriesSpec,
-          pipeline: Pipeline | None, context: torch.Tensor, request: RunRequest,
-          truth: TruthStream) -> tuple[Pipeline, RolloutStream, Outcome]:
+def _open(
+    load: Callable[[Zoo, str], Pipeline],
+    zoo: Zoo,
+    spec: SeriesSpec,
+    pipeline: Pipeline | None,
+    context: torch.Tensor,
+    request: RunRequest,
+    truth: TruthStream,
+) -> tuple[Pipeline, RolloutStream, Outcome]:
     """Start one series' rollout and compute its first block."""
     pipeline = pipeline if pipeline is not None else load(zoo, spec.emulator)
     config = RolloutConfig(
-        members=spec.members, context=request.context, horizon=request.horizon,
-        sampler=spec.sampler, steps=spec.steps, seed=request.seed,
+        members=spec.members,
+        context=request.context,
+        horizon=request.horizon,
+        sampler=spec.sampler,
+        steps=spec.steps,
+        seed=request.seed,
     )
     stream = stream_rollout(pipeline, context, request.conditions, config, context_start=0)
     return pipeline, stream, _advance(spec.key, pipeline, stream, truth)
@@ -320,8 +359,13 @@ def _scores(members: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarray]
     """Per (lead, field) scores; CRPS is the fair one with >= 2 members, else the MAE."""
     scores = ensemble_scores(members, truth)
     crps = scores.get("crps_fair", scores["crps"])
-    picked = {"vrmse": scores["vrmse"], "ssr": scores["ssr"], "crps": crps,
-              "spread": scores["spread"], "rmse": scores["rmse"]}
+    picked = {
+        "vrmse": scores["vrmse"],
+        "ssr": scores["ssr"],
+        "crps": crps,
+        "spread": scores["spread"],
+        "rmse": scores["rmse"],
+    }
     if members.shape[0] < 2:
         picked["ssr"] = torch.full_like(crps, math.nan)
     return {name: value.float().numpy() for name, value in picked.items()}

@@ -17,6 +17,7 @@ import panel as pn
 from bokeh.document import Document
 from panel.io.location import Location
 
+from app.lessons import Lesson, apply_lesson
 from app.models import current_zoo
 from app.overview import systems_markdown, zoo_markdown
 from app.runner import Dispatch, Runner, apply_now
@@ -30,6 +31,7 @@ from app.views.controls import Controls
 from app.views.diagnostics import DiagnosticsView
 from app.views.fields import FieldViews
 from app.views.latents import LatentView
+from app.views.lessons import LessonsView
 from app.views.share import ShareView
 from engine.zoo import Zoo
 
@@ -104,42 +106,64 @@ class ExplorerApp(pn.viewable.Viewer):
         self.state = ExplorerState(ZooMenus(zoo))
         self.store = RunStore()
         self._location: Location | None = None
-        self.runner = Runner(self.store, dispatch=document_dispatch(pn.state.curdoc),
-                             zoo=lambda: zoo)
-        self.alert = pn.pane.Alert("", alert_type="warning", visible=False,
-                                   css_classes=["ls-alert"], sizing_mode="stretch_width")
+        self.runner = Runner(
+            self.store, dispatch=document_dispatch(pn.state.curdoc), zoo=lambda: zoo
+        )
+        self.alert = pn.pane.Alert(
+            "",
+            alert_type="warning",
+            visible=False,
+            css_classes=["ls-alert"],
+            sizing_mode="stretch_width",
+        )
         self.store.param.watch(self._notice, ["notice"])
-        self.zoo_pane = pn.pane.Markdown("### Models in the zoo\n" + zoo_markdown(zoo),
-                                         css_classes=["ls-zoo"])
+        self.zoo_pane = pn.pane.Markdown(
+            "### Models in the zoo\n" + zoo_markdown(zoo), css_classes=["ls-zoo"]
+        )
         self.overview = overview = pn.Column(
             self.zoo_pane,
             pn.pane.Markdown("### Systems\n" + systems_markdown(), css_classes=["ls-systems"]),
             sizing_mode="stretch_width",
         )
-        help_card = pn.Card(pn.pane.Markdown(HELP), title="What am I looking at?",
-                            collapsed=False, css_classes=["ls-help"],
-                            sizing_mode="stretch_width")
+        help_card = pn.Card(
+            pn.pane.Markdown(HELP),
+            title="What am I looking at?",
+            collapsed=False,
+            css_classes=["ls-help"],
+            sizing_mode="stretch_width",
+        )
         if self.state.available:
-            self.controls = Controls(state=self.state, store=self.store, on_run=self.run,
-                                     on_cancel=self.runner.cancel)
-            self.fields = FieldViews(state=self.state, store=self.store,
-                                     defer_images=defer_images)
+            self.controls = Controls(
+                state=self.state, store=self.store, on_run=self.run, on_cancel=self.runner.cancel
+            )
+            self.fields = FieldViews(state=self.state, store=self.store, defer_images=defer_images)
             # Lazy tabs (app/tabs.py) are built when first shown.
-            self._slots = {tab.name: pn.Column(*([] if tab.lazy else [tab.build(self)]),
-                                               sizing_mode="stretch_width")
-                           for tab in TAB_REGISTRY}
+            self._slots = {
+                tab.name: pn.Column(
+                    *([] if tab.lazy else [tab.build(self)]), sizing_mode="stretch_width"
+                )
+                for tab in TAB_REGISTRY
+            }
             self._views: dict[str, pn.viewable.Viewable] = {"Fields": self.fields}
-            self.tabs = pn.Tabs(*self._slots.items(), dynamic=True, css_classes=["ls-tabs"],
-                                sizing_mode="stretch_width")
+            self.tabs = pn.Tabs(
+                *self._slots.items(),
+                dynamic=True,
+                css_classes=["ls-tabs"],
+                sizing_mode="stretch_width",
+            )
             self.tabs.param.watch(self._tab_changed, ["active"])
             sidebar, main = [self.controls], [help_card, self.alert, self.tabs]
         else:
-            missing = pn.pane.Alert(NO_EMULATOR, alert_type="info",
-                                    css_classes=["ls-no-emulator"], sizing_mode="stretch_width")
+            missing = pn.pane.Alert(
+                NO_EMULATOR,
+                alert_type="info",
+                css_classes=["ls-no-emulator"],
+                sizing_mode="stretch_width",
+            )
             sidebar, main = [pn.pane.Markdown(INTRO)], [help_card, missing, overview]
         self.template = pn.template.BootstrapTemplate(
-            title=TITLE, sidebar=sidebar, main=main, sidebar_width=330,
-            header_background="#1d3557")
+            title=TITLE, sidebar=sidebar, main=main, sidebar_width=330, header_background="#1d3557"
+        )
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.template
@@ -173,6 +197,18 @@ class ExplorerApp(pn.viewable.Viewer):
             params["active"] = TABS[self.tabs.active] == name
         return cls(state=self.state, store=self.store, **params)
 
+    def start_lesson(self, lesson: Lesson) -> None:
+        """Apply a lesson's URL state, run it and show the tab it is about."""
+        warnings = apply_lesson(self.state, lesson)
+        if warnings:
+            self.store.notify("warning", "Lesson: " + "\n\n".join(warnings))
+        self.run()
+        self.tabs.active = TABS.index(lesson.tab)
+
+    @property
+    def lessons(self) -> LessonsView:
+        return self.view("Lessons")
+
     @property
     def diagnostics(self) -> DiagnosticsView:
         return self.view("Diagnostics")
@@ -202,8 +238,9 @@ class ExplorerApp(pn.viewable.Viewer):
             return
         level, message = event.new
         if level in ("warning", "error"):
-            self.alert.param.update(object=message, visible=True,
-                                    alert_type="danger" if level == "error" else "warning")
+            self.alert.param.update(
+                object=message, visible=True, alert_type="danger" if level == "error" else "warning"
+            )
         notifications = pn.state.notifications
         if notifications is not None:
             getattr(notifications, level)(message, duration=NOTICE_SECONDS)

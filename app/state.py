@@ -135,12 +135,19 @@ class ExplorerState(param.Parameterized):
     """The explorer's selection. Construct with the menus; every value is kept valid."""
 
     # Menus start empty and are filled from the zoo: check_on_set must then be explicit.
-    system = param.Selector(default=None, objects=[], allow_None=True, check_on_set=True,
-                            doc="physical system")
-    rate = param.Selector(default=None, objects=[], allow_None=True, check_on_set=True,
-                          doc="compression rate of the latent space, or 'pixel'")
-    kind = param.Selector(default=None, objects=[], allow_None=True, check_on_set=True,
-                          doc="emulator kind")
+    system = param.Selector(
+        default=None, objects=[], allow_None=True, check_on_set=True, doc="physical system"
+    )
+    rate = param.Selector(
+        default=None,
+        objects=[],
+        allow_None=True,
+        check_on_set=True,
+        doc="compression rate of the latent space, or 'pixel'",
+    )
+    kind = param.Selector(
+        default=None, objects=[], allow_None=True, check_on_set=True, doc="emulator kind"
+    )
     sampler = param.Selector(default="ab", objects=SAMPLER_CHOICES, doc="diffusion sampler")
     steps = param.Integer(default=16, bounds=(1, 64), doc="sampler steps per emulator call")
     members = param.Integer(default=8, bounds=(1, 32), doc="ensemble size")
@@ -148,18 +155,24 @@ class ExplorerState(param.Parameterized):
     horizon = param.Integer(default=DEFAULT_HORIZON, bounds=(1, 200), doc="frames to predict")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), doc="initial condition and noise")
     conditions = param.Dict(default={}, doc="the system's parameters and choices")
-    field = param.Selector(default=None, objects=[], allow_None=True, check_on_set=True,
-                           doc="field shown")
-    time_index = param.Integer(default=0, bounds=(0, DEFAULT_HORIZON - 1),
-                               doc="lead index shown (0 = first predicted frame)")
+    field = param.Selector(
+        default=None, objects=[], allow_None=True, check_on_set=True, doc="field shown"
+    )
+    time_index = param.Integer(
+        default=0,
+        bounds=(0, DEFAULT_HORIZON - 1),
+        doc="lead index shown (0 = first predicted frame)",
+    )
     follow = param.Boolean(default=True, doc="jump to the newest frame while streaming")
     member = param.Integer(default=0, bounds=(0, 7), doc="member shown when not a mosaic")
     mosaic = param.Boolean(default=True, doc="show all members tiled instead of one")
     compare = param.Selector(default="none", objects=COMPARE_MODES, doc="comparison rows")
-    compare_samplers = param.ListSelector(default=list(DEFAULT_COMPARE_SAMPLERS),
-                                          objects=COMPARE_SAMPLER_CHOICES)
-    reference = param.Boolean(default=True,
-                              doc="also run the other emulator kind, for the diagnostics")
+    compare_samplers = param.ListSelector(
+        default=list(DEFAULT_COMPARE_SAMPLERS), objects=COMPARE_SAMPLER_CHOICES
+    )
+    reference = param.Boolean(
+        default=True, doc="also run the other emulator kind, for the diagnostics"
+    )
 
     def __init__(self, menus: ZooMenus, **params: Any):
         self.menus = menus
@@ -175,9 +188,11 @@ class ExplorerState(param.Parameterized):
         if DEFAULT_SYSTEM in systems:
             return DEFAULT_SYSTEM
         zoo = self.menus.zoo
-        diffusion = [s for s in systems
-                     if zoo.available(kind="emulator", system=s, method="diffusion",
-                                      space="latent")]
+        diffusion = [
+            s
+            for s in systems
+            if zoo.available(kind="emulator", system=s, method="diffusion", space="latent")
+        ]
         return (diffusion or systems)[0]
 
     # -- derived ---------------------------------------------------------------------------
@@ -286,16 +301,18 @@ class ExplorerState(param.Parameterized):
         if self.reference:
             other = [k for k in self.menus.kinds(self.system, self.rate) if k != self.kind]
             if other:
-                series.append(self._series("reference", other[0], self.rate, self.sampler,
-                                           self.steps))
+                series.append(
+                    self._series("reference", other[0], self.rate, self.sampler, self.steps)
+                )
         keys: list[str] = []
         if self.compare == "rates":
             for rate in self.menus.rates(self.system):
                 if rate == self.rate:
                     keys.append(main.key)
                 elif self.kind in self.menus.kinds(self.system, rate):
-                    series.append(self._series(f"rate:{rate}", self.kind, rate, self.sampler,
-                                               self.steps))
+                    series.append(
+                        self._series(f"rate:{rate}", self.kind, rate, self.sampler, self.steps)
+                    )
                     keys.append(series[-1].key)
         elif self.compare == "samplers" and self.kind != "diffusion":
             notes.append("sampler comparison needs a diffusion emulator; none was run")
@@ -305,8 +322,9 @@ class ExplorerState(param.Parameterized):
                 if (sampler, int(steps)) == (self.sampler, self.steps):
                     keys.append(main.key)
                 else:
-                    series.append(self._series(f"sampler:{choice}", self.kind, self.rate,
-                                               sampler, int(steps)))
+                    series.append(
+                        self._series(f"sampler:{choice}", self.kind, self.rate, sampler, int(steps))
+                    )
                     keys.append(series[-1].key)
         request = RunRequest(
             system=self.system,
@@ -320,8 +338,7 @@ class ExplorerState(param.Parameterized):
         )
         return request, notes
 
-    def _series(self, key: str, kind: str, rate: int | str, sampler: str,
-                steps: int) -> SeriesSpec:
+    def _series(self, key: str, kind: str, rate: int | str, sampler: str, steps: int) -> SeriesSpec:
         entry = self.menus.emulator(self.system, kind, rate)
         diffusion = kind == "diffusion"
         label = f"{kind}, {rate_label(rate)}"

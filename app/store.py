@@ -19,8 +19,11 @@ import xarray
 
 from app.state import RunRequest, SeriesSpec
 from engine.metrics import isotropic_power_spectrum
+from engine.movie.panels import ensemble_stats, mosaic
 from engine.rollout import RolloutBlock, RolloutStream, TruthStream
 from engine.systems.base import SystemSpec
+
+__all__ = ["BlockUpdate", "RunStore", "Series", "ensemble_stats", "mosaic"]
 
 SCORES = ("vrmse", "ssr", "crps", "spread", "rmse")
 # Colour limits come from these truth percentiles: robust to a few extreme cells.
@@ -226,9 +229,9 @@ class RunStore(param.Parameterized):
             "recon": None,
         }
         if index in series.recon:
-            result["recon"] = isotropic_power_spectrum(
-                torch.from_numpy(series.recon[index][c])
-            )[1].numpy()
+            result["recon"] = isotropic_power_spectrum(torch.from_numpy(series.recon[index][c]))[
+                1
+            ].numpy()
         return result
 
     def rank_counts(self, key: str, name: str) -> np.ndarray | None:
@@ -238,34 +241,3 @@ class RunStore(param.Parameterized):
         if series is None or series.rank_sum is None:
             return None
         return series.rank_sum[self.channel(name)] / series.rank_leads
-
-
-def ensemble_stats(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, standard deviation) over members (K, ...); the std uses K − 1 (zero for K = 1)."""
-    mean = members.mean(axis=0)
-    if members.shape[0] < 2:
-        return mean, np.zeros_like(mean)
-    return mean, members.std(axis=0, ddof=1)
-
-
-def mosaic(frames: np.ndarray, columns: int | None = None) -> tuple[np.ndarray, int]:
-    """Tile K frames (K, X, Y) into one (cols·X + gaps, rows·Y + gaps) image with NaN gaps.
-
-    One image instead of K figures keeps the browser fast (bokeh/bokeh#6294). Without
-    `columns` the grid is chosen so the mosaic keeps roughly one frame's aspect ratio.
-    Returns (image in [x, y] order, columns).
-    """
-    count, nx, ny = frames.shape
-    if columns is None:
-        columns = min(
-            range(1, count + 1),
-            key=lambda c: abs(np.log((c * nx) / (-(-count // c) * ny)) - np.log(nx / ny)),
-        )
-    rows = -(-count // columns)
-    gap = max(1, min(nx, ny) // 32)
-    image = np.full((columns * (nx + gap) - gap, rows * (ny + gap) - gap), np.nan, np.float32)
-    for k in range(count):
-        col, row = k % columns, rows - 1 - k // columns  # member 0 top left
-        image[col * (nx + gap) : col * (nx + gap) + nx,
-              row * (ny + gap) : row * (ny + gap) + ny] = frames[k]
-    return image, columns

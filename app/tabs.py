@@ -16,6 +16,7 @@ import panel as pn
 from app.views.compare import ComparisonView
 from app.views.diagnostics import DiagnosticsView
 from app.views.latents import LatentView
+from app.views.lessons import LessonsView
 from app.views.share import ShareView
 
 if TYPE_CHECKING:
@@ -37,5 +38,6 @@ TAB_REGISTRY: tuple[Tab, ...] = (
     Tab("Compare", lambda app: app.make_view(ComparisonView, "Compare", fields=app.fields)),
     Tab("Latents", lambda app: app.make_view(LatentView, "Latents")),
     Tab("Share", lambda app: app.make_view(ShareView, "Share")),
+    Tab("Lessons", lambda app: LessonsView(on_lesson=app.start_lesson)),
     Tab("Systems & models", lambda app: app.overview, lazy=False),
 )

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "engine.commands.diagnose_spread",
     "engine.commands.encode",
     "engine.commands.zoo",
+    "engine.commands.movie",
 )
 
 

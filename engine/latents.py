@@ -118,11 +118,17 @@ def _write_cache(
     latents = encode_frames(model, preprocessing, arrays.fields, batch=batch)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
-        handle.attrs.update({
-            "format": FORMAT, "format_version": FORMAT_VERSION, "system": card["system"],
-            "split": split, "rate": card["rate"], "latent_shape": card["latent_shape"],
-            **expected,
-        })
+        handle.attrs.update(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "system": card["system"],
+                "split": split,
+                "rate": card["rate"],
+                "latent_shape": card["latent_shape"],
+                **expected,
+            }
+        )
         handle.create_dataset("latents", data=latents, chunks=(1, *latents.shape[1:]))
         handle.create_dataset("time", data=np.asarray(arrays.time))
         handle.create_dataset("seeds", data=np.asarray(arrays.seeds, dtype=np.int64))

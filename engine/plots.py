@@ -39,8 +39,11 @@ def draw_field(ax: plt.Axes, field: np.ndarray, extent: Sequence[float], **kwarg
 def systems_figure(system_names: Sequence[str], *, seed: int = 0, snapshots: int = 4) -> plt.Figure:
     """One row per system: its showcase field at evenly spaced times of one trajectory."""
     fig, axes = plt.subplots(
-        len(system_names), snapshots, figsize=(2.6 * snapshots, 2.1 * len(system_names)),
-        squeeze=False, layout="constrained",
+        len(system_names),
+        snapshots,
+        figsize=(2.6 * snapshots, 2.1 * len(system_names)),
+        squeeze=False,
+        layout="constrained",
     )
     for row, name in zip(axes, system_names, strict=True):
         system = get_system(name)

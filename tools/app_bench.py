@@ -35,8 +35,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("LATENTSIM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
 SERVER_START_S = 90.0
@@ -104,9 +110,21 @@ def serve_app(assets: Path | None = None, log: Path | None = None) -> Iterator[s
     log = log if log is not None else Path(os.devnull)
     with open(log, "wb") as out:
         server = subprocess.Popen(
-            [str(panel), "serve", "app", "--address", "127.0.0.1", "--port", str(port),
-             f"--allow-websocket-origin=127.0.0.1:{port}"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                str(panel),
+                "serve",
+                "app",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                f"--allow-websocket-origin=127.0.0.1:{port}",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/app"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -133,7 +151,8 @@ def check_chromium() -> None:
     if not os.access(CHROMIUM, os.X_OK):
         raise RuntimeError(
             f"no chromium at {CHROMIUM}: install Debian's (`make test` does: apt-get install "
-            "chromium) or set LATENTSIM_CHROMIUM; never `playwright install`")
+            "chromium) or set LATENTSIM_CHROMIUM; never `playwright install`"
+        )
 
 
 def launch_chromium(playwright: Any) -> Any:
@@ -171,8 +190,12 @@ def last_status(page: Any) -> str:
 
 def wait_status(page: Any, prefix: str, timeout_s: float) -> str:
     """Wait until the recorded status starts with `prefix` (e.g. "done"); return it."""
-    page.wait_for_function(f"prefix => {LAST_STATUS}.startsWith(prefix)", arg=prefix,
-                           timeout=timeout_s * 1000, polling=100)
+    page.wait_for_function(
+        f"prefix => {LAST_STATUS}.startsWith(prefix)",
+        arg=prefix,
+        timeout=timeout_s * 1000,
+        polling=100,
+    )
     return last_status(page)
 
 
@@ -214,12 +237,17 @@ def timed_run(page: Any, timeout_s: float = 120.0) -> dict[str, Any]:
     """Click Run; seconds to the first predicted frame on screen and to the end."""
     record(page)
     t0 = page.evaluate(CLICK_RUN_JS)
-    first = page.wait_for_function(FIRST_FRAME_JS, arg=t0, timeout=timeout_s * 1000,
-                                   polling=50).json_value()
-    done_at, final = page.wait_for_function(DONE_JS, arg=t0, timeout=timeout_s * 1000,
-                                            polling=100).json_value()
-    return {"first_frame_s": (first - t0) / 1000, "rollout_s": (done_at - t0) / 1000,
-            "status": final}
+    first = page.wait_for_function(
+        FIRST_FRAME_JS, arg=t0, timeout=timeout_s * 1000, polling=50
+    ).json_value()
+    done_at, final = page.wait_for_function(
+        DONE_JS, arg=t0, timeout=timeout_s * 1000, polling=100
+    ).json_value()
+    return {
+        "first_frame_s": (first - t0) / 1000,
+        "rollout_s": (done_at - t0) / 1000,
+        "status": final,
+    }
 
 
 def main_view_screenshot(page: Any, path: Path) -> None:
@@ -244,14 +272,14 @@ def _machine() -> dict[str, Any]:
         "bokeh": bokeh.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "chromium": subprocess.run([CHROMIUM, "--version"], capture_output=True,
-                                   text=True).stdout.strip(),
+        "chromium": subprocess.run(
+            [CHROMIUM, "--version"], capture_output=True, text=True
+        ).stdout.strip(),
     }
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
-    return {"median_s": round(statistics.median(values), 3),
-            "all_s": [round(v, 3) for v in values]}
+    return {"median_s": round(statistics.median(values), 3), "all_s": [round(v, 3) for v in values]}
 
 
 def bench(url: str, repeats: int, fifth_repeats: int, screenshot: Path | None) -> dict[str, Any]:
@@ -264,7 +292,8 @@ def bench(url: str, repeats: int, fifth_repeats: int, screenshot: Path | None) -
             # (a), (b): one session; its automatic first run loads the models (cold).
             page, load_s = open_app(browser, url)
             results["first_page_images_visible_s"] = round(
-                seconds_until_visible(page, ".ls-view-truth"), 3)
+                seconds_until_visible(page, ".ls-view-truth"), 3
+            )
             record(page)
             cold = wait_status(page, "done", 180)
             results["first_page_load_s"] = round(load_s, 3)
@@ -283,8 +312,6 @@ def bench(url: str, repeats: int, fifth_repeats: int, screenshot: Path | None) -
     return results
 
 
-
-
 def _fifth_page(browser: Any, url: str, repeats: int) -> dict[str, Any]:
     """Four sessions stream rollouts; open (and close) a fifth page `repeats` times."""
     busy = [open_app(browser, url)[0] for _ in range(4)]
@@ -296,8 +323,9 @@ def _fifth_page(browser: Any, url: str, repeats: int) -> dict[str, Any]:
             if last_status(page).startswith(FINISHED):
                 page.evaluate(CLICK_RUN_JS)
         for page in busy:
-            page.wait_for_function(f"() => / frames/.test({LAST_STATUS})",
-                                   timeout=180_000, polling=100)
+            page.wait_for_function(
+                f"() => / frames/.test({LAST_STATUS})", timeout=180_000, polling=100
+            )
         page, seconds = open_app(browser, url)
         times.append(seconds)
         images.append(seconds_until_visible(page, ".ls-view-truth"))
@@ -305,15 +333,19 @@ def _fifth_page(browser: Any, url: str, repeats: int) -> dict[str, Any]:
         page.close()
     for page in busy:
         page.close()
-    return {**_summary(times), "busy_sessions_still_running_after_load": running,
-            "field_images_visible": _summary(images)}
+    return {
+        **_summary(times),
+        "busy_sessions_still_running_after_load": running,
+        "field_images_visible": _summary(images),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, help="also write the JSON here")
-    parser.add_argument("--screenshot", type=Path,
-                        help="PNG of the main view after a default rollout")
+    parser.add_argument(
+        "--screenshot", type=Path, help="PNG of the main view after a default rollout"
+    )
     parser.add_argument("--assets", type=Path, help="zoo to serve (default: the shipped one)")
     parser.add_argument("--repeats", type=int, default=3, help="timed Run clicks")
     parser.add_argument("--fifth-repeats", type=int, default=5, help="fifth-page loads")
@@ -321,15 +353,19 @@ def main(argv: list[str] | None = None) -> None:
     check_chromium()
     machine_before = _machine()
     started = time.time()
-    with serve_app(args.assets, log=Path(os.environ.get("TMPDIR", "/tmp")) / "app-bench.log") \
-            as url:
+    with serve_app(
+        args.assets, log=Path(os.environ.get("TMPDIR", "/tmp")) / "app-bench.log"
+    ) as url:
         results = bench(url, args.repeats, args.fifth_repeats, args.screenshot)
     report = {
         "command": "python -m tools.app_bench " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "wall_s": round(time.time() - started, 1),
-        "targets_s": {"run_to_first_frame": 2.0, "run_to_full_rollout": 20.0,
-                      "fifth_page_load": 3.0},
+        "targets_s": {
+            "run_to_first_frame": 2.0,
+            "run_to_full_rollout": 20.0,
+            "fifth_page_load": 3.0,
+        },
         "assets": str(args.assets or REPO / "assets"),
         "machine": machine_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

@@ -45,8 +45,13 @@ class _Row:
         for panel in (self.mean, self.std, self.error):
             panel.resize(width, height)
         self.text = pn.pane.Markdown("", width=220, css_classes=["ls-compare-label"])
-        self.layout = pn.Row(self.text, self.mean.pane, self.std.pane, self.error.pane,
-                             css_classes=["ls-compare-row"])
+        self.layout = pn.Row(
+            self.text,
+            self.mean.pane,
+            self.std.pane,
+            self.error.pane,
+            css_classes=["ls-compare-row"],
+        )
 
 
 class ComparisonView(TabView):
@@ -57,8 +62,13 @@ class ComparisonView(TabView):
         self.header = pn.pane.Markdown(HELP, css_classes=["ls-compare-help"])
         self.rows = pn.Column(sizing_mode="stretch_width")
         self.chart = pn.Column(sizing_mode="stretch_width")
-        self._layout = pn.Column(self.header, self.chart, self.rows, css_classes=["ls-compare"],
-                                 sizing_mode="stretch_width")
+        self._layout = pn.Column(
+            self.header,
+            self.chart,
+            self.rows,
+            css_classes=["ls-compare"],
+            sizing_mode="stretch_width",
+        )
         self._request = None
         self._rows: list[_Row] = []
         self._curves: StreamedChart | None = None
@@ -80,12 +90,19 @@ class ComparisonView(TabView):
         # The rows change with each request, so does the overlay: one chart per request.
         labels = tuple(store.series[key].spec.label for key in keys)
         self._curves = StreamedChart(
-            lambda data: vrmse_overlay(labels, data), {"x": EMPTY, "rows": {}, "lead": 0.0},
-            CHART_CLASS)
+            lambda data: vrmse_overlay(labels, data),
+            {"x": EMPTY, "rows": {}, "lead": 0.0},
+            CHART_CLASS,
+        )
         self.chart.objects = [self._curves.pane]
-        self.header.object = HELP if not keys else (
-            f"Comparing **{request.compare}** on the same initial condition (seed "
-            f"{request.seed}); dashed lines: each row's autoencoder floor.")
+        self.header.object = (
+            HELP
+            if not keys
+            else (
+                f"Comparing **{request.compare}** on the same initial condition (seed "
+                f"{request.seed}); dashed lines: each row's autoencoder floor."
+            )
+        )
 
     def redraw(self) -> None:
         store, state = self.store, self.state
@@ -114,14 +131,23 @@ class ComparisonView(TabView):
                 row.mean.show(mean, extent, f"mean, {name}")
                 row.std.show(std, extent, "std")
                 row.error.show(None if truth is None else mean - truth[c], extent, "error")
-            speed = (f"{series.seconds_per_frame:.3g} s/frame"
-                     if np.isfinite(series.seconds_per_frame) else "–")
-            row.text.object = (f"**{series.spec.label}**  \n{series.members} member"
-                               f"{'s' * (series.members > 1)} · {speed} · {series.nfe} NFE  \n"
-                               f"{series.ready}/{store.request.horizon} frames, {series.status}")
-        rows = {store.series[row.key].spec.label: (store.series[row.key].scores["vrmse"][:, c],
-                                                   store.series[row.key].floor["vrmse"][:, c])
-                for row in self._rows}
+            speed = (
+                f"{series.seconds_per_frame:.3g} s/frame"
+                if np.isfinite(series.seconds_per_frame)
+                else "–"
+            )
+            row.text.object = (
+                f"**{series.spec.label}**  \n{series.members} member"
+                f"{'s' * (series.members > 1)} · {speed} · {series.nfe} NFE  \n"
+                f"{series.ready}/{store.request.horizon} frames, {series.status}"
+            )
+        rows = {
+            store.series[row.key].spec.label: (
+                store.series[row.key].scores["vrmse"][:, c],
+                store.series[row.key].floor["vrmse"][:, c],
+            )
+            for row in self._rows
+        }
         self._curves.send({"x": x, "rows": rows, "lead": float(x[index])})
 
 
@@ -135,11 +161,15 @@ def vrmse_overlay(labels: tuple[str, ...], data: dict[str, Any]) -> hv.Overlay:
         color = LINE_COLORS[i % len(LINE_COLORS)]
         vrmse, floor = rows.get(label, (EMPTY, EMPTY))
         xs = x if len(vrmse) else EMPTY
-        layers.append(hv.Curve((xs, vrmse), x_dim, y_dim, label=label)
-                      .opts(color=color, line_width=2))
-        layers.append(hv.Curve((xs, floor), x_dim, y_dim, group="Floor", label=label)
-                      .opts(color=color, line_dash="dashed", line_width=1.5,
-                            show_legend=False))
+        layers.append(
+            hv.Curve((xs, vrmse), x_dim, y_dim, label=label).opts(color=color, line_width=2)
+        )
+        layers.append(
+            hv.Curve((xs, floor), x_dim, y_dim, group="Floor", label=label).opts(
+                color=color, line_dash="dashed", line_width=1.5, show_legend=False
+            )
+        )
     marker = hv.VLine(data["lead"]).opts(color="#888888", line_dash="dashed", line_width=1)
     return hv.Overlay([*layers, marker]).opts(
-        *line_options("VRMSE of the ensemble mean by row", CHART_CLASS))
+        *line_options("VRMSE of the ensemble mean by row", CHART_CLASS)
+    )

@@ -53,8 +53,8 @@ class MetricPlot:
         for key, (color, dash) in LINES.items():
             source = ColumnDataSource({"x": [], "y": []})
             self.renderers[key] = self.figure.line(
-                "x", "y", source=source, color=color, line_dash=dash, line_width=2,
-                legend_label=key)
+                "x", "y", source=source, color=color, line_dash=dash, line_width=2, legend_label=key
+            )
             self.sources[key] = source
         if metric in ("vrmse", "ssr"):
             self.figure.add_layout(Span(location=1.0, dimension="width", line_color="#bbbbbb"))
@@ -78,25 +78,26 @@ class MetricPlot:
 class DiagnosticsView(TabView):
     """Score curves, the spectrum at the time shown and the rank histogram."""
 
-
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.plots = {metric: MetricPlot(metric) for metric in METRICS}
         self.spectrum = StreamedChart(spectrum_overlay, NO_SPECTRUM, "ls-spectrum")
-        self.rank = line_figure("Rank histogram of the truth among the members", "frequency",
-                                x_label="rank")
+        self.rank = line_figure(
+            "Rank histogram of the truth among the members", "frequency", x_label="rank"
+        )
         self.rank_source = ColumnDataSource({"x": [], "top": []})
-        self.rank.vbar(x="x", top="top", width=0.9, source=self.rank_source,
-                       color=LINE_COLORS[0])
-        self.rank_flat = Span(location=0, dimension="width", line_color="black",
-                              line_dash="dashed")
+        self.rank.vbar(x="x", top="top", width=0.9, source=self.rank_source, color=LINE_COLORS[0])
+        self.rank_flat = Span(location=0, dimension="width", line_color="black", line_dash="dashed")
         self.rank.add_layout(self.rank_flat)
         self.note = pn.pane.Markdown("", css_classes=["ls-diagnostics-note"])
         self._layout = pn.Column(
             self.note,
             pn.Row(*[plot.pane for plot in self.plots.values()], sizing_mode="stretch_width"),
-            pn.Row(self.spectrum.pane,
-                   bokeh_pane(self.rank, "ls-rank-histogram"), sizing_mode="stretch_width"),
+            pn.Row(
+                self.spectrum.pane,
+                bokeh_pane(self.rank, "ls-rank-histogram"),
+                sizing_mode="stretch_width",
+            ),
             css_classes=["ls-metrics"],
             sizing_mode="stretch_width",
         )
@@ -167,17 +168,17 @@ def spectrum_overlay(data: dict[str, Any]) -> hv.Overlay:
     k, members, recon = data["k"], data["members"], data["recon"]
     mean = members.mean(axis=0) if len(members) else k
     return (
-        hv.Path([np.column_stack([k, m]) for m in members], kdims=[x, y], label="members")
-        .opts(color=LINE_COLORS[0], alpha=0.25)
-        * hv.Curve((k, mean), x, y, label="member mean").opts(color=LINE_COLORS[0],
-                                                              line_width=2)
-        * hv.Curve((k, data["truth"]), x, y, label="truth").opts(color="black",
-                                                                    line_width=2)
-        * hv.Curve((k[:0], k[:0]) if recon is None else (k, recon), x, y,
-                   label="AE reconstruction")
-        .opts(color="#444444", line_dash="dashed", line_width=2)
-    ).opts(*line_options(SPECTRUM_TITLE, "ls-spectrum", log_x=True, log_y=True,
-                         legend="bottom_left"))
+        hv.Path([np.column_stack([k, m]) for m in members], kdims=[x, y], label="members").opts(
+            color=LINE_COLORS[0], alpha=0.25
+        )
+        * hv.Curve((k, mean), x, y, label="member mean").opts(color=LINE_COLORS[0], line_width=2)
+        * hv.Curve((k, data["truth"]), x, y, label="truth").opts(color="black", line_width=2)
+        * hv.Curve(
+            (k[:0], k[:0]) if recon is None else (k, recon), x, y, label="AE reconstruction"
+        ).opts(color="#444444", line_dash="dashed", line_width=2)
+    ).opts(
+        *line_options(SPECTRUM_TITLE, "ls-spectrum", log_x=True, log_y=True, legend="bottom_left")
+    )
 
 
 def _line(series: Series | None, metric: str, c: int, x: np.ndarray):

@@ -32,8 +32,13 @@ from engine.systems.base import SystemSpec
 STD_FRACTION = 0.25
 ERROR_FRACTION = 0.5
 PLAYER_INTERVAL_MS = 300
-WAITING = {"mean": "Ensemble mean", "member": "Member", "mosaic": "Members",
-           "std": "Ensemble std", "error": "Error of the mean"}
+WAITING = {
+    "mean": "Ensemble mean",
+    "member": "Member",
+    "mosaic": "Members",
+    "std": "Ensemble std",
+    "error": "Error of the mean",
+}
 
 
 def units_of(spec: SystemSpec, channel: str) -> str:
@@ -46,12 +51,14 @@ def units_of(spec: SystemSpec, channel: str) -> str:
 class FieldViews(TabView):
     """The main panel: images of the selected field at the selected lead."""
 
-
-    defer_images = param.Boolean(default=False, doc="""
+    defer_images = param.Boolean(
+        default=False,
+        doc="""
         Leave the image grid empty until `build_images` is called. The seven image
         figures are most of a page's Bokeh models (most of the time a new session takes
         to build, serialise and render), so a served session builds them once its page,
-        with the controls, is on screen.""")
+        with the controls, is on screen.""",
+    )
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -61,21 +68,33 @@ class FieldViews(TabView):
         self.error_mapper = mapper(ERROR_PALETTE, -1.0, 1.0)
         self.panels: dict[str, ImagePanel] = {}
         self.slots: dict[str, pn.Column] = {}
-        self.caption = pn.pane.Markdown("No rollout yet.", css_classes=["ls-time-caption"],
-                                        margin=(0, 10))
+        self.caption = pn.pane.Markdown(
+            "No rollout yet.", css_classes=["ls-time-caption"], margin=(0, 10)
+        )
         state = self.state
         self.field_select = pn.widgets.RadioButtonGroup.from_param(
-            state.param.field, label="Field", css_classes=["ls-field"], variant="outline")
+            state.param.field, label="Field", css_classes=["ls-field"], variant="outline"
+        )
         self.mosaic_toggle = pn.widgets.Checkbox.from_param(
-            state.param.mosaic, label="all members (mosaic)", css_classes=["ls-mosaic"])
+            state.param.mosaic, label="all members (mosaic)", css_classes=["ls-mosaic"]
+        )
         self.member_slider = pn.widgets.IntSlider.from_param(
-            state.param.member, label="Member", css_classes=["ls-member"], width=180)
+            state.param.member, label="Member", css_classes=["ls-member"], width=180
+        )
         self.player = pn.widgets.Player.from_param(
-            state.param.time_index, label="Lead", interval=PLAYER_INTERVAL_MS,
-            loop_policy="once", show_loop_controls=False, css_classes=["ls-player"],
-            sizing_mode="stretch_width", max_width=520, value_align="start")
+            state.param.time_index,
+            label="Lead",
+            interval=PLAYER_INTERVAL_MS,
+            loop_policy="once",
+            show_loop_controls=False,
+            css_classes=["ls-player"],
+            sizing_mode="stretch_width",
+            max_width=520,
+            value_align="start",
+        )
         self.follow = pn.widgets.Checkbox.from_param(
-            state.param.follow, label="follow the newest frame", css_classes=["ls-follow"])
+            state.param.follow, label="follow the newest frame", css_classes=["ls-follow"]
+        )
         self.grid = pn.GridBox(ncols=3, css_classes=["ls-field-grid"])
         self._layout = pn.Column(
             pn.Row(self.field_select, self.mosaic_toggle, self.member_slider),
@@ -98,27 +117,35 @@ class FieldViews(TabView):
             return
         linked = {"x_range": self.x_range, "y_range": self.y_range}
         self.panels = {
-            "truth": ImagePanel("Ground truth (solver)", self.field_mapper, "ls-view-truth",
-                                **linked),
-            "recon": ImagePanel("AE reconstruction (floor)", self.field_mapper,
-                                "ls-view-recon", **linked),
+            "truth": ImagePanel(
+                "Ground truth (solver)", self.field_mapper, "ls-view-truth", **linked
+            ),
+            "recon": ImagePanel(
+                "AE reconstruction (floor)", self.field_mapper, "ls-view-recon", **linked
+            ),
             "mean": ImagePanel("Ensemble mean", self.field_mapper, "ls-view-mean", **linked),
             "member": ImagePanel("Member", self.field_mapper, "ls-view-member", **linked),
             "mosaic": ImagePanel("Members", self.field_mapper, "ls-view-mosaic"),
-            "std": ImagePanel("Ensemble std (uncertainty)", self.std_mapper, "ls-view-std",
-                              **linked),
-            "error": ImagePanel("Error of the mean (mean − truth)", self.error_mapper,
-                                "ls-view-error", **linked),
+            "std": ImagePanel(
+                "Ensemble std (uncertainty)", self.std_mapper, "ls-view-std", **linked
+            ),
+            "error": ImagePanel(
+                "Error of the mean (mean − truth)", self.error_mapper, "ls-view-error", **linked
+            ),
         }
         # Member and mosaic share one grid cell; their wrappers are shown or hidden (a
         # served pn.pane.Bokeh must not have its own layout parameters changed).
         self.panels["mosaic"].hide_axes()
-        self.slots = {key: pn.Column(self.panels[key].pane, margin=0)
-                      for key in ("member", "mosaic")}
+        self.slots = {
+            key: pn.Column(self.panels[key].pane, margin=0) for key in ("member", "mosaic")
+        }
         members_cell = pn.Column(self.slots["member"], self.slots["mosaic"], margin=0)
         self._spec = None  # size the new figures for the system shown
-        self.grid.objects = [members_cell if key == "member" else p.pane
-                             for key, p in self._cells() if key != "mosaic"]
+        self.grid.objects = [
+            members_cell if key == "member" else p.pane
+            for key, p in self._cells()
+            if key != "mosaic"
+        ]
         self.refresh()
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -177,8 +204,9 @@ class FieldViews(TabView):
         main = store.main
         members = main.members_at(index) if main is not None else None
         p = self.panels
-        p["truth"].show(None if truth is None else truth[c], extent,
-                        f"Ground truth (solver), frame {frame}")
+        p["truth"].show(
+            None if truth is None else truth[c], extent, f"Ground truth (solver), frame {frame}"
+        )
         self._show_recon(main, index, c, extent)
         mosaic_mode = state.mosaic and members is not None and len(members) > 1
         self.slots["mosaic"].visible = mosaic_mode
@@ -189,8 +217,9 @@ class FieldViews(TabView):
         else:
             self._show_members(members[:, c], truth, c, extent)
         units = units_of(spec, name)
-        frame_dt = spec.frame_dt * int(store.cards.get("main", {}).get("emulator", {}).get(
-            "frame_stride", 1))
+        frame_dt = spec.frame_dt * int(
+            store.cards.get("main", {}).get("emulator", {}).get("frame_stride", 1)
+        )
         ready = main.ready if main is not None else 0
         self.caption.object = (
             f"**{name}** [{units}] · lead **{index + 1}** of {store.request.horizon} "
@@ -215,19 +244,27 @@ class FieldViews(TabView):
             return
         recon = main.recon.get(index)
         rate = f"×{main.rate:.0f}" if main.rate else ""
-        panel.show(None if recon is None else recon[c], extent,
-                   f"AE reconstruction {rate} (best this rate can do)")
+        panel.show(
+            None if recon is None else recon[c],
+            extent,
+            f"AE reconstruction {rate} (best this rate can do)",
+        )
 
-    def _show_members(self, members: np.ndarray, truth: np.ndarray | None, c: int,
-                      extent: tuple[float, float]) -> None:
+    def _show_members(
+        self, members: np.ndarray, truth: np.ndarray | None, c: int, extent: tuple[float, float]
+    ) -> None:
         p, state = self.panels, self.state
         count = len(members)
         mean, std = ensemble_stats(members)
         p["mean"].show(mean, extent, f"Ensemble mean ({count} member{'s' * (count > 1)})")
-        p["std"].show(std, extent, "Ensemble std (uncertainty)" if count > 1
-                      else "Ensemble std: 0 (one member)")
-        p["error"].show(None if truth is None else mean - truth[c], extent,
-                        "Error of the mean (mean − truth)")
+        p["std"].show(
+            std,
+            extent,
+            "Ensemble std (uncertainty)" if count > 1 else "Ensemble std: 0 (one member)",
+        )
+        p["error"].show(
+            None if truth is None else mean - truth[c], extent, "Error of the mean (mean − truth)"
+        )
         member = min(state.member, count - 1)
         p["member"].show(members[member], extent, f"Member {member}")
         if count > 1:

@@ -21,19 +21,26 @@ LATENT_BOUND = 5.0
 
 
 class LatentView(TabView):
-
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.mapper = mapper(cc.coolwarm, -LATENT_BOUND, LATENT_BOUND)
         self.truth = ImagePanel("Encoded truth", self.mapper, "ls-latent-truth")
-        self.prediction = ImagePanel("Predicted latents", self.mapper, "ls-latent-prediction",
-                                     x_range=self.truth.figure.x_range,
-                                     y_range=self.truth.figure.y_range)
+        self.prediction = ImagePanel(
+            "Predicted latents",
+            self.mapper,
+            "ls-latent-prediction",
+            x_range=self.truth.figure.x_range,
+            y_range=self.truth.figure.y_range,
+        )
         self.truth.hide_axes()
         self.prediction.hide_axes()
         self.text = pn.pane.Markdown("No rollout yet.", css_classes=["ls-latent-note"])
-        self._layout = pn.Column(self.text, pn.Row(self.truth.pane, self.prediction.pane),
-                                 css_classes=["ls-latents"], sizing_mode="stretch_width")
+        self._layout = pn.Column(
+            self.text,
+            pn.Row(self.truth.pane, self.prediction.pane),
+            css_classes=["ls-latents"],
+            sizing_mode="stretch_width",
+        )
         self._shape: tuple[int, ...] | None = None
         self.state.param.watch(self.refresh, ["time_index", "member", "mosaic"])
         self.store.param.watch(self.refresh, ["revision"])
@@ -47,29 +54,32 @@ class LatentView(TabView):
         if store.request is None or main is None:
             return
         if main.space != "latent":
-            self.text.object = ("This is a **pixel-space** emulator: it works on the "
-                                "(normalised) fields themselves, so there are no latents.")
+            self.text.object = (
+                "This is a **pixel-space** emulator: it works on the "
+                "(normalised) fields themselves, so there are no latents."
+            )
             self.truth.show(None, (1, 1))
             self.prediction.show(None, (1, 1))
             return
         index = min(state.time_index, store.request.horizon - 1)
         truth = main.truth_latents.get(index)
         predicted = main.latents_at(index)
-        member = 0 if state.mosaic or predicted is None else min(state.member,
-                                                                 len(predicted) - 1)
+        member = 0 if state.mosaic or predicted is None else min(state.member, len(predicted) - 1)
         shape = None
         for panel, latents, title in (
             (self.truth, truth, "Encoded truth"),
-            (self.prediction, None if predicted is None else predicted[member],
-             f"Predicted latents, member {member}"),
+            (
+                self.prediction,
+                None if predicted is None else predicted[member],
+                f"Predicted latents, member {member}",
+            ),
         ):
             if latents is None:
                 panel.show(None, (1, 1), f"{title} (lead {index + 1} not computed yet)")
                 continue
             tiled, columns = mosaic(latents)
             shape = tiled.shape
-            panel.show(tiled, tiled.shape, f"{title} ({len(latents)} channels, {columns} "
-                       "per row)")
+            panel.show(tiled, tiled.shape, f"{title} ({len(latents)} channels, {columns} per row)")
         if shape is not None and shape != self._shape:
             self._shape = shape
             self.truth.figure.x_range.update(start=0, end=shape[0])
@@ -77,9 +87,13 @@ class LatentView(TabView):
             for panel in (self.truth, self.prediction):
                 panel.resize(*frame_size(shape, 420))
         sample = truth if truth is not None else None if predicted is None else predicted[0]
-        grid = "" if sample is None else (
-            f" {sample.shape[0]} channels of {sample.shape[1]}×{sample.shape[2]} cells")
+        grid = (
+            ""
+            if sample is None
+            else (f" {sample.shape[0]} channels of {sample.shape[1]}×{sample.shape[2]} cells")
+        )
         self.text.object = (
             f"Compression **×{main.rate:.0f}**: each frame is{grid} in latent space. Left: "
             "the solver's frame encoded; right: what the emulator generated for the same "
-            "time. The decoder turns these into the fields you see.")
+            "time. The decoder turns these into the fields you see."
+        )

@@ -44,31 +44,62 @@ def shared_ranges() -> tuple[Range1d, Range1d]:
 class ImagePanel:
     """One titled image with a colour bar and hover values, updated in place."""
 
-    def __init__(self, title: str, color_mapper: LinearColorMapper, css_class: str,
-                 x_range: Range1d | None = None, y_range: Range1d | None = None):
+    def __init__(
+        self,
+        title: str,
+        color_mapper: LinearColorMapper,
+        css_class: str,
+        x_range: Range1d | None = None,
+        y_range: Range1d | None = None,
+    ):
         x_range, y_range = x_range or Range1d(0, 1), y_range or Range1d(0, 1)
         # The CSS hooks go on the figure itself: pn.pane.Bokeh renders the figure as its
         # own root, so classes given to the pane never reach the page.
-        self.figure = figure(title=title, x_range=x_range, y_range=y_range, tools=TOOLS,
-                             frame_width=280, frame_height=280, toolbar_location="above",
-                             css_classes=["ls-image", css_class])
+        self.figure = figure(
+            title=title,
+            x_range=x_range,
+            y_range=y_range,
+            tools=TOOLS,
+            frame_width=280,
+            frame_height=280,
+            toolbar_location="above",
+            css_classes=["ls-image", css_class],
+        )
         self.figure.toolbar.autohide = True
         self.figure.title.text_font_size = "11pt"
-        self.source = ColumnDataSource({"image": [EMPTY], "x": [0.0], "y": [0.0],
-                                        "dw": [1.0], "dh": [1.0]})
-        renderer = self.figure.image(image="image", x="x", y="y", dw="dw", dh="dh",
-                                     color_mapper=color_mapper, source=self.source)
-        self.figure.add_tools(HoverTool(renderers=[renderer], tooltips=[
-            ("x", "$x{0.000}"), ("y", "$y{0.000}"), ("value", "@image{0.0000}")]))
+        self.source = ColumnDataSource(
+            {"image": [EMPTY], "x": [0.0], "y": [0.0], "dw": [1.0], "dh": [1.0]}
+        )
+        renderer = self.figure.image(
+            image="image",
+            x="x",
+            y="y",
+            dw="dw",
+            dh="dh",
+            color_mapper=color_mapper,
+            source=self.source,
+        )
+        self.figure.add_tools(
+            HoverTool(
+                renderers=[renderer],
+                tooltips=[("x", "$x{0.000}"), ("y", "$y{0.000}"), ("value", "@image{0.0000}")],
+            )
+        )
         self.figure.add_layout(ColorBar(color_mapper=color_mapper, width=8, padding=3), "right")
         self.pane = pn.pane.Bokeh(self.figure)
 
-    def show(self, image: np.ndarray | None, extent: tuple[float, float],
-             title: str | None = None) -> None:
+    def show(
+        self, image: np.ndarray | None, extent: tuple[float, float], title: str | None = None
+    ) -> None:
         """Show an [x, y]-ordered array over (0..Lx, 0..Ly); None blanks the panel."""
         array = EMPTY if image is None else np.ascontiguousarray(image.T, dtype=np.float32)
-        self.source.data = {"image": [array], "x": [0.0], "y": [0.0],
-                            "dw": [float(extent[0])], "dh": [float(extent[1])]}
+        self.source.data = {
+            "image": [array],
+            "x": [0.0],
+            "y": [0.0],
+            "dw": [float(extent[0])],
+            "dh": [float(extent[1])],
+        }
         if title is not None:
             self.figure.title.text = title
 
@@ -86,12 +117,25 @@ def frame_size(extent: tuple[float, float], width: int) -> tuple[int, int]:
     return width, max(60, round(width * extent[1] / extent[0]))
 
 
-def line_figure(title: str, y_label: str, *, log_x: bool = False,
-                log_y: bool = False, x_label: str = "lead time") -> figure:
-    fig = figure(title=title, tools=TOOLS, height=260, sizing_mode="stretch_width",
-                 x_axis_label=x_label, y_axis_label=y_label, toolbar_location="above",
-                 x_axis_type="log" if log_x else "linear",
-                 y_axis_type="log" if log_y else "linear")
+def line_figure(
+    title: str,
+    y_label: str,
+    *,
+    log_x: bool = False,
+    log_y: bool = False,
+    x_label: str = "lead time",
+) -> figure:
+    fig = figure(
+        title=title,
+        tools=TOOLS,
+        height=260,
+        sizing_mode="stretch_width",
+        x_axis_label=x_label,
+        y_axis_label=y_label,
+        toolbar_location="above",
+        x_axis_type="log" if log_x else "linear",
+        y_axis_type="log" if log_y else "linear",
+    )
     fig.toolbar.autohide = True
     return fig
 
@@ -100,8 +144,13 @@ def legend_below(fig: figure) -> None:
     """Move the figure's legend under the plot, where it hides no curve."""
     legend = fig.legend[0]
     fig.center = [item for item in fig.center if item is not legend]
-    legend.update(orientation="horizontal", label_text_font_size="8pt", padding=2,
-                  margin=0, border_line_alpha=0)
+    legend.update(
+        orientation="horizontal",
+        label_text_font_size="8pt",
+        padding=2,
+        margin=0,
+        border_line_alpha=0,
+    )
     fig.add_layout(legend, "below")
 
 

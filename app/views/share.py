@@ -1,4 +1,4 @@
-"""Sharing: NetCDF downloads of the rollout and the truth, the link, and the model card.
+"""Sharing: NetCDF downloads of the rollout and the truth, movies, the link, the model card.
 
 Downloads are built when clicked, from the engine's own datasets (CF-annotated, with
 the models, sampler, conditions and seed in their attributes), so a file is the same
@@ -16,6 +16,7 @@ import panel as pn
 import xarray
 
 from app.views.base import View
+from app.views.movie import MovieDownloads
 from engine.errors import LatentsimError
 
 NETCDF_ENGINE = "h5netcdf"  # NetCDF4 (needs h5py, a dependency anyway)
@@ -26,8 +27,9 @@ def netcdf_bytes(dataset: xarray.Dataset) -> io.BytesIO:
     return io.BytesIO(bytes(dataset.to_netcdf(engine=NETCDF_ENGINE)))
 
 
-def card_markdown(name: str, description: str, command: tuple[str, ...],
-                  card: dict[str, Any]) -> str:
+def card_markdown(
+    name: str, description: str, command: tuple[str, ...], card: dict[str, Any]
+) -> str:
     """The facts a user checks first, then the card itself."""
     training = card.get("training") or {}
     metrics = training.get("test_metrics") or {}
@@ -37,16 +39,20 @@ def card_markdown(name: str, description: str, command: tuple[str, ...],
         "compression rate": card.get("rate"),
         "grid": card.get("grid"),
         "latent shape": card.get("latent_shape"),
-        "window / frame stride": (f"{card['window']} / {card['frame_stride']}"
-                                  if card.get("kind") == "emulator" else None),
+        "window / frame stride": (
+            f"{card['window']} / {card['frame_stride']}" if card.get("kind") == "emulator" else None
+        ),
         "parameters": card.get("parameters"),
         "training steps": training.get("steps"),
         "last training loss": training.get("last_loss"),
         "test VRMSE (mean over fields)": metrics.get("vrmse_mean"),
         "weights SHA-256": str(card.get("weights", {}).get("sha256", ""))[:16] + "…",
     }
-    rows = "\n".join(f"| {key} | {_plain(value)} |" for key, value in facts.items()
-                     if value not in (None, {}, ""))
+    rows = "\n".join(
+        f"| {key} | {_plain(value)} |"
+        for key, value in facts.items()
+        if value not in (None, {}, "")
+    )
     return (
         f"### `{name}`\n{description}\n\n| property | value |\n|---|---|\n{rows}\n\n"
         f"Trained with: `latentsim {' '.join(command)}`\n\n"
@@ -64,23 +70,33 @@ def _plain(value: Any) -> str:
 
 
 class ShareView(View):
-
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.download_rollout = pn.widgets.FileDownload(
-            callback=self._rollout, filename="rollout.nc", label="Download rollout (NetCDF)",
-            css_classes=["ls-download-rollout"], disabled=True, width=260)
+            callback=self._rollout,
+            filename="rollout.nc",
+            label="Download rollout (NetCDF)",
+            css_classes=["ls-download-rollout"],
+            disabled=True,
+            width=260,
+        )
         self.download_truth = pn.widgets.FileDownload(
-            callback=self._truth, filename="truth.nc", label="Download truth (NetCDF)",
-            css_classes=["ls-download-truth"], disabled=True, width=260)
-        self.card = pn.pane.Markdown("", css_classes=["ls-model-card"],
-                                     sizing_mode="stretch_width")
+            callback=self._truth,
+            filename="truth.nc",
+            label="Download truth (NetCDF)",
+            css_classes=["ls-download-truth"],
+            disabled=True,
+            width=260,
+        )
+        self.card = pn.pane.Markdown("", css_classes=["ls-model-card"], sizing_mode="stretch_width")
         self._layout = pn.Column(
             pn.pane.Markdown(
                 "### Share\nThe page address reproduces every setting: copy it from the "
                 "address bar. Downloads hold the frames computed so far, in physical units, "
-                "with the models, sampler, conditions and seed in their attributes."),
+                "with the models, sampler, conditions and seed in their attributes."
+            ),
             pn.Row(self.download_rollout, self.download_truth),
+            MovieDownloads(state=self.state, store=self.store),
             pn.pane.Markdown("### Model card of the selected emulator"),
             self.card,
             css_classes=["ls-share"],
@@ -104,7 +120,8 @@ class ShareView(View):
             base = f"{main.spec.emulator}-seed{store.request.seed}"
             self.download_rollout.filename = f"{base}-rollout.nc"
             self.download_truth.filename = (
-                f"{store.request.system}-seed{store.request.seed}-truth.nc")
+                f"{store.request.system}-seed{store.request.seed}-truth.nc"
+            )
 
     def _rollout(self) -> io.BytesIO | None:
         main = self.store.main
@@ -122,13 +139,19 @@ class ShareView(View):
             return
         try:
             entry = state.emulator
-            parts = [card_markdown(entry.name, entry.description, entry.command,
-                                   state.menus.card(entry))]
+            parts = [
+                card_markdown(entry.name, entry.description, entry.command, state.menus.card(entry))
+            ]
             if entry.autoencoder:
                 autoencoder = state.menus.zoo.get(entry.autoencoder)
-                parts.append(card_markdown(autoencoder.name, autoencoder.description,
-                                           autoencoder.command,
-                                           state.menus.zoo.card(autoencoder.name)))
+                parts.append(
+                    card_markdown(
+                        autoencoder.name,
+                        autoencoder.description,
+                        autoencoder.command,
+                        state.menus.zoo.card(autoencoder.name),
+                    )
+                )
         except LatentsimError as err:
             self.card.object = f"The model card cannot be read: {err}"
             return

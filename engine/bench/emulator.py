@@ -69,11 +69,15 @@ def bench_emulator(
     MATMUL_SIZE."""
     matmul_size = MATMUL_SIZE if matmul_size is None else matmul_size
     for name, values in (("steps", steps), ("members", members)):
-        if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
-                             for v in values):
+        if not values or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values
+        ):
             raise ParameterError(name, list(values), "one or more integers >= 1")
-    for name, value in (("repeats", repeats), ("compare_members", compare_members),
-                        ("matmul_size", matmul_size)):
+    for name, value in (
+        ("repeats", repeats),
+        ("compare_members", compare_members),
+        ("matmul_size", matmul_size),
+    ):
         check_integer(name, value, 1)
     if not samplers:
         raise ParameterError("samplers", list(samplers), "one or more sampler names")
@@ -85,9 +89,16 @@ def bench_emulator(
     target = resolve_device(device)
     peak = _matmul_peak(matmul_size, repeats, target)
     settings = {
-        "samplers": samplers, "steps": steps, "members": members, "repeats": repeats,
-        "preset": preset, "overrides": overrides, "autoencoder_preset": autoencoder_preset,
-        "compare_members": compare_members, "device": target, "peak": peak,
+        "samplers": samplers,
+        "steps": steps,
+        "members": members,
+        "repeats": repeats,
+        "preset": preset,
+        "overrides": overrides,
+        "autoencoder_preset": autoencoder_preset,
+        "compare_members": compare_members,
+        "device": target,
+        "peak": peak,
     }
     return {
         "benchmark": "emulator",
@@ -143,14 +154,21 @@ def _bench_system(
     latent_row = diffusion.get(compared) or row(latent["diffusion"], sampler, compare_members)
     patch = DEFAULT_PATCH
     pixel = build_emulator(
-        "diffusion", preset_config(preset, **{**overrides, "patch": patch}),
-        len(spec.channel_names), spec.grid.shape, labels, "pixel",
+        "diffusion",
+        preset_config(preset, **{**overrides, "patch": patch}),
+        len(spec.channel_names),
+        spec.grid.shape,
+        labels,
+        "pixel",
     ).to(device)
     boundaries = system.boundary_conditions({c.name: c.default for c in spec.choices})
     decoder = Autoencoder(autoencoder_config(spec, rate, autoencoder_preset, boundaries=boundaries))
     decode_seconds = _decode_seconds_per_frame(
-        decoder.to(device).eval(), shape, compare_members * (backbone.window - CONTEXT),
-        repeats, device,
+        decoder.to(device).eval(),
+        shape,
+        compare_members * (backbone.window - CONTEXT),
+        repeats,
+        device,
     )
     frame = (len(spec.channel_names), *spec.grid.shape)
     return {
@@ -206,7 +224,9 @@ def _row(
     with torch.inference_mode():
         seconds, _ = median_seconds(
             lambda: emulator.generate(context, label, sampler=sampler, generator=noise),
-            repeats=repeats, warmup=1, device=device,
+            repeats=repeats,
+            warmup=1,
+            device=device,
         )
     nfe = emulator.nfe(sampler)
     frames = members * (emulator.window - CONTEXT)
@@ -224,7 +244,10 @@ def _row(
 
 
 def _decode_seconds_per_frame(
-    decoder: Autoencoder, shape: tuple[int, int, int], frames: int, repeats: int,
+    decoder: Autoencoder,
+    shape: tuple[int, int, int],
+    frames: int,
+    repeats: int,
     device: torch.device,
 ) -> float:
     z = torch.randn(frames, *shape, generator=torch.Generator().manual_seed(0)).to(device)

@@ -67,18 +67,21 @@ def time_default_dataset(
     splits = DEFAULT_SPLITS[system_name]
     if keep_root is not None and (Path(keep_root) / system_name).exists():
         raise ParameterError(
-            "data root", str(Path(keep_root) / system_name),
+            "data root",
+            str(Path(keep_root) / system_name),
             "a location without this dataset (generation would resume, not be timed)",
         )
     with tempfile.TemporaryDirectory(prefix="latentsim-bench-") as scratch:
         root = keep_root or scratch
         start = time.perf_counter()
-        generate_dataset(
-            system_name, root, *splits, workers=workers, device=device, progress=False
-        )
+        generate_dataset(system_name, root, *splits, workers=workers, device=device, progress=False)
         seconds = time.perf_counter() - start
-    return {"train_valid_test": list(splits), "workers": workers, "wall_s": seconds,
-            "kept_in": keep_root}
+    return {
+        "train_valid_test": list(splits),
+        "workers": workers,
+        "wall_s": seconds,
+        "kept_in": keep_root,
+    }
 
 
 def bench_solvers(
@@ -99,5 +102,8 @@ def bench_solvers(
                 name, workers=workers, device=device, keep_root=keep_root
             )
         results[name] = entry
-    return {"benchmark": "solvers", "machine": machine_info(resolve_device(device)),
-            "systems": results}
+    return {
+        "benchmark": "solvers",
+        "machine": machine_info(resolve_device(device)),
+        "systems": results,
+    }

@@ -19,10 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="zoo name or emulator model file")
     parser.add_argument("--members", type=int, default=16)
-    parser.add_argument("--trajectory", type=int, default=0,
-                        help="which of the test trajectories (evenly spaced picks, 8 in all)")
-    parser.add_argument("--starts", nargs="+", type=int, default=[0, 20],
-                        help="context frames to step from (0 20)")
+    parser.add_argument(
+        "--trajectory",
+        type=int,
+        default=0,
+        help="which of the test trajectories (evenly spaced picks, 8 in all)",
+    )
+    parser.add_argument(
+        "--starts", nargs="+", type=int, default=[0, 20], help="context frames to step from (0 20)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", metavar="DIR", help="dataset root (default ./data)")
     parser.add_argument("--assets", metavar="DIR", help="zoo root (default assets/)")
@@ -46,9 +51,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         pipeline = Pipeline.load(args.model, device=args.device)
     test = load_test_trajectories(dataset_dir(args.data or data_root(), pipeline.spec.name), 8)
-    result = {"model": args.model, **spread_by_reach(
-        pipeline, test, trajectory=args.trajectory, starts=args.starts, members=args.members,
-        seed=args.seed)}
+    result = {
+        "model": args.model,
+        **spread_by_reach(
+            pipeline,
+            test,
+            trajectory=args.trajectory,
+            starts=args.starts,
+            members=args.members,
+            seed=args.seed,
+        ),
+    }
     print(json.dumps(result, indent=1))
     if args.output:
         write_json(result, args.output)

@@ -30,9 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     system = load_model_card(args.model)["system"]
     root = Path(args.data) if args.data else data_root()
-    paths = encode_dataset(
-        args.model, root / system, splits=tuple(args.splits), device=args.device
-    )
+    paths = encode_dataset(args.model, root / system, splits=tuple(args.splits), device=args.device)
     for split, path in paths.items():
         print(f"{split}: {path}")
     return 0

@@ -33,33 +33,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("systems", nargs="*", metavar="SYSTEM", help="systems to evaluate")
-    parser.add_argument("--all", action="store_true",
-                        help=f"every system; output defaults to {ALL_OUTPUT}/ (RESULTS.md)")
-    parser.add_argument("--models", nargs="+", default=(), metavar="NAME",
-                        help="only these zoo emulators")
-    parser.add_argument("--trajectories", type=int, default=8,
-                        help="test trajectories per system, evenly spaced over the split (8)")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"every system; output defaults to {ALL_OUTPUT}/ (RESULTS.md)",
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=(), metavar="NAME", help="only these zoo emulators"
+    )
+    parser.add_argument(
+        "--trajectories",
+        type=int,
+        default=8,
+        help="test trajectories per system, evenly spaced over the split (8)",
+    )
     parser.add_argument("--members", type=int, default=16, help="diffusion ensemble size (16)")
-    parser.add_argument("--horizon", type=int, default=48,
-                        help="frames to predict, cut to what the trajectories hold (48)")
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        default=48,
+        help="frames to predict, cut to what the trajectories hold (48)",
+    )
     parser.add_argument("--context", type=int, default=1, help="context frames (1)")
     parser.add_argument("--sampler", default="ab", help="diffusion sampler (ab)")
-    parser.add_argument("--order", type=int, default=3,
-                        help="order of the multistep samplers ab/lms/dpmpp (3)")
+    parser.add_argument(
+        "--order", type=int, default=3, help="order of the multistep samplers ab/lms/dpmpp (3)"
+    )
     parser.add_argument("--steps", type=int, default=16, help="sampler steps (16)")
     parser.add_argument("--seed", type=int, default=0, help="ensemble noise seed (0)")
     parser.add_argument("--data", metavar="DIR", help="dataset root (default ./data)")
     parser.add_argument("--assets", metavar="DIR", help="zoo root (default assets/)")
-    parser.add_argument("--output-dir", metavar="DIR",
-                        help=f"where to write (default {DEFAULT_OUTPUT}; {ALL_OUTPUT} with --all)")
-    parser.add_argument("--no-card-check", action="store_true",
-                        help="skip re-measuring each card's test metrics")
+    parser.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help=f"where to write (default {DEFAULT_OUTPUT}; {ALL_OUTPUT} with --all)",
+    )
+    parser.add_argument(
+        "--no-card-check", action="store_true", help="skip re-measuring each card's test metrics"
+    )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--cache-dir", metavar="DIR",
-                        help="reuse emulator records measured with the same weights, settings, "
-                             "test frames and engine code (default runs/evaluation-cache)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="measure every emulator again (and store nothing)")
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="reuse emulator records measured with the same weights, settings, "
+        "test frames and engine code (default runs/evaluation-cache)",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="measure every emulator again (and store nothing)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -86,20 +107,30 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("systems", args.systems, "none together with --all")
     systems = list(SYSTEM_NAMES) if args.all else args.systems
     if not systems:
-        raise ParameterError("systems", [], f"one or more of {', '.join(SYSTEM_NAMES)}, "
-                                            "or --all")
+        raise ParameterError("systems", [], f"one or more of {', '.join(SYSTEM_NAMES)}, or --all")
     settings = EvaluationSettings(
-        trajectories=args.trajectories, members=args.members, horizon=args.horizon,
-        context=args.context, sampler=args.sampler, order=args.order, steps=args.steps,
-        seed=args.seed, device=args.device, card_check=not args.no_card_check,
+        trajectories=args.trajectories,
+        members=args.members,
+        horizon=args.horizon,
+        context=args.context,
+        sampler=args.sampler,
+        order=args.order,
+        steps=args.steps,
+        seed=args.seed,
+        device=args.device,
+        card_check=not args.no_card_check,
     )
     output = Path(args.output_dir or (ALL_OUTPUT if args.all else DEFAULT_OUTPUT))
     started = time.perf_counter()
-    results = evaluate(systems, settings, zoo=load_zoo(args.assets),
-                       data_root=args.data or data_root(), models=args.models,
-                       log=lambda line: print(line, flush=True),
-                       cache_dir=None if args.no_cache else (
-                           args.cache_dir or runs_root() / "evaluation-cache"))
+    results = evaluate(
+        systems,
+        settings,
+        zoo=load_zoo(args.assets),
+        data_root=args.data or data_root(),
+        models=args.models,
+        log=lambda line: print(line, flush=True),
+        cache_dir=None if args.no_cache else (args.cache_dir or runs_root() / "evaluation-cache"),
+    )
     machine = {
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
@@ -108,9 +139,12 @@ def run(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
         "device": str(resolve_device(args.device)),
     }
-    run_info = {"command": command_line(args),
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "wall_time_s": time.perf_counter() - started, "machine": machine}
+    run_info = {
+        "command": command_line(args),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_time_s": time.perf_counter() - started,
+        "machine": machine,
+    }
     findings = check_findings(results)
     data = json_safe(document(run_info, settings.record(), results, findings))
     figures = write_figures(results, output / "results")
@@ -128,8 +162,20 @@ def command_line(args: argparse.Namespace) -> str:
     words: list[Any] = ["latentsim", "evaluate", *(["--all"] if args.all else args.systems)]
     if args.models:
         words += ["--models", *args.models]
-    for option in ("trajectories", "members", "horizon", "context", "sampler", "order",
-                   "steps", "seed", "data", "assets", "output_dir", "device"):
+    for option in (
+        "trajectories",
+        "members",
+        "horizon",
+        "context",
+        "sampler",
+        "order",
+        "steps",
+        "seed",
+        "data",
+        "assets",
+        "output_dir",
+        "device",
+    ):
         value = getattr(args, option)
         if value is not None:
             words += [f"--{option.replace('_', '-')}", value]

@@ -16,8 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the power-spectrum error in low/mid/high bands, in physical units."
         ),
     )
-    parser.add_argument("models", nargs="+", metavar="MODEL",
-                        help="model files (stem, .json or .safetensors)")
+    parser.add_argument(
+        "models", nargs="+", metavar="MODEL", help="model files (stem, .json or .safetensors)"
+    )
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
     parser.add_argument("--data", metavar="DIR", help="dataset root (default ./data)")
     parser.add_argument("--max-frames", type=int, help="evenly spaced subset of frames")
@@ -38,11 +39,19 @@ def run(args: argparse.Namespace) -> int:
     for path in args.models:
         model, preprocessing, card = load_autoencoder(path, device=args.device)
         dataset = dataset_dir(args.data or data_root(), card["system"])
-        scores = evaluate_on_split(model, preprocessing, dataset, args.split,
-                                   max_frames=args.max_frames)
-        results.append({"model": str(path), "system": card["system"], "rate": card["rate"],
-                        "parameters": card["parameters"], "training": _training(card),
-                        **scores})
+        scores = evaluate_on_split(
+            model, preprocessing, dataset, args.split, max_frames=args.max_frames
+        )
+        results.append(
+            {
+                "model": str(path),
+                "system": card["system"],
+                "rate": card["rate"],
+                "parameters": card["parameters"],
+                "training": _training(card),
+                **scores,
+            }
+        )
     text = json.dumps(results[0] if len(results) == 1 else results, indent=2)
     print(text)
     if args.output:

@@ -21,21 +21,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("system", metavar="SYSTEM")
-    parser.add_argument("--rate", type=float,
-                        help="compression rate of the autoencoder (latent space), e.g. 48")
+    parser.add_argument(
+        "--rate", type=float, help="compression rate of the autoencoder (latent space), e.g. 48"
+    )
     parser.add_argument("--kind", required=True, choices=KINDS)
-    parser.add_argument("--space", default="latent", choices=SPACES,
-                        help="latent (default) or pixel (baseline, no autoencoder)")
-    parser.add_argument("--autoencoder", metavar="PATH",
-                        help="autoencoder model file (default assets/autoencoders/SYSTEM-aeRATE)")
-    parser.add_argument("--patch", type=int,
-                        help="pixel space: patch size in pixels (default 16)")
-    parser.add_argument("--prediction", choices=("edm", "data"),
-                        help="diffusion only: the denoiser predicts via the EDM skip (default, "
-                             "the paper's) or the clean data itself (for pixel patches with "
-                             "more values than the network is wide)")
-    parser.add_argument("--frame-stride", type=int, default=1,
-                        help="stored frames per emulator step, Δ (default 1)")
+    parser.add_argument(
+        "--space",
+        default="latent",
+        choices=SPACES,
+        help="latent (default) or pixel (baseline, no autoencoder)",
+    )
+    parser.add_argument(
+        "--autoencoder",
+        metavar="PATH",
+        help="autoencoder model file (default assets/autoencoders/SYSTEM-aeRATE)",
+    )
+    parser.add_argument("--patch", type=int, help="pixel space: patch size in pixels (default 16)")
+    parser.add_argument(
+        "--prediction",
+        choices=("edm", "data"),
+        help="diffusion only: the denoiser predicts via the EDM skip (default, "
+        "the paper's) or the clean data itself (for pixel patches with "
+        "more values than the network is wide)",
+    )
+    parser.add_argument(
+        "--frame-stride", type=int, default=1, help="stored frames per emulator step, Δ (default 1)"
+    )
     add_training_options(
         parser,
         run_dir_default="runs/emulators/SYSTEM-KIND-...-CONFIG",

@@ -23,9 +23,11 @@ from engine.errors import check_integer
 
 BUCKET_NAMES = ("short", "mid", "long")
 MIN_LEADS = len(BUCKET_NAMES)  # one lead per bucket at least
-RULE = ("short = leads 1..round(H/5), mid = ..round(3H/5), long = ..H, in stored frames "
-        "after the last context frame, with H the leads evaluated (the paper's Euler/TGC "
-        "proportions: 1-20/21-60/61-100 for H = 100)")
+RULE = (
+    "short = leads 1..round(H/5), mid = ..round(3H/5), long = ..H, in stored frames "
+    "after the last context frame, with H the leads evaluated (the paper's Euler/TGC "
+    "proportions: 1-20/21-60/61-100 for H = 100)"
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,11 @@ class Bucket:
 
     def record(self, frame_dt: float) -> dict[str, object]:
         """JSON description, with the bucket's span in simulation time."""
-        return {"name": self.name, "leads": [self.first, self.last],
-                "lead_time": [self.first * frame_dt, self.last * frame_dt]}
+        return {
+            "name": self.name,
+            "leads": [self.first, self.last],
+            "lead_time": [self.first * frame_dt, self.last * frame_dt],
+        }
 
 
 def lead_buckets(horizon: int) -> tuple[Bucket, Bucket, Bucket]:
@@ -55,8 +60,11 @@ def lead_buckets(horizon: int) -> tuple[Bucket, Bucket, Bucket]:
     # round(k H / 5) in integers; k H / 5 is never a half for integer H.
     short_end = max(1, (2 * horizon + 5) // 10)
     mid_end = min(max(short_end + 1, (6 * horizon + 5) // 10), horizon - 1)
-    return (Bucket("short", 1, short_end), Bucket("mid", short_end + 1, mid_end),
-            Bucket("long", mid_end + 1, horizon))
+    return (
+        Bucket("short", 1, short_end),
+        Bucket("mid", short_end + 1, mid_end),
+        Bucket("long", mid_end + 1, horizon),
+    )
 
 
 def bucket_means(

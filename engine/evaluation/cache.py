@@ -26,8 +26,14 @@ from engine.zoo.manifest import Zoo, ZooEntry
 ENGINE_ROOT = Path(engine.__file__).resolve().parent
 # Code that only formats, reports or times records cannot change them: editing the report
 # or the findings' wording must not re-measure the zoo.
-NOT_MEASUREMENT = ("commands/", "bench/", "evaluation/report.py", "evaluation/findings.py",
-                   "evaluation/figures.py", "evaluation/paper.py")
+NOT_MEASUREMENT = (
+    "commands/",
+    "bench/",
+    "evaluation/report.py",
+    "evaluation/findings.py",
+    "evaluation/figures.py",
+    "evaluation/paper.py",
+)
 
 
 @lru_cache(maxsize=1)
@@ -48,8 +54,9 @@ def frames_sha256(frames: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
 
 
-def cache_key(zoo: Zoo, entry: ZooEntry, settings: dict[str, Any], test_frames_sha256: str,
-              device: str) -> dict[str, Any]:
+def cache_key(
+    zoo: Zoo, entry: ZooEntry, settings: dict[str, Any], test_frames_sha256: str, device: str
+) -> dict[str, Any]:
     """What an evaluation record depends on, as plain JSON."""
     autoencoder = zoo.entries[entry.autoencoder].weights_sha256 if entry.autoencoder else None
     key = {

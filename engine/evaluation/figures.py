@@ -42,8 +42,16 @@ def _buckets(ax: plt.Axes, system: Mapping[str, Any]) -> None:
         start, end = bucket["lead_time"][0] - half, bucket["lead_time"][1] + half
         if bucket is not system["buckets"][-1]:
             ax.axvline(end, color="0.8", lw=0.8)
-        ax.text((start + end) / 2, 1.0, bucket["name"], transform=ax.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=7, color="0.4")
+        ax.text(
+            (start + end) / 2,
+            1.0,
+            bucket["name"],
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="0.4",
+        )
 
 
 def system_figure(name: str, system: Mapping[str, Any]) -> plt.Figure:
@@ -53,17 +61,29 @@ def system_figure(name: str, system: Mapping[str, Any]) -> plt.Figure:
         where = f"x{record['rate']}" if record["space"] == "latent" else "pixel"
         time = np.asarray(record["lead_frames"]) * dt
         style = dict(color=_colour(rates, record["rate"]), ls=STYLES[record["method"]], lw=1.5)
-        left.plot(time, _series(record["vrmse_by_lead"]), label=f"{record['method']} {where}",
-                  **style)
+        left.plot(
+            time, _series(record["vrmse_by_lead"]), label=f"{record['method']} {where}", **style
+        )
         if "ssr_by_lead" in record:
             right.plot(time, _series(record["ssr_by_lead"]), label=f"diffusion {where}", **style)
     for record in system["autoencoders"].values():
         time = np.asarray(record["lead_frames"]) * dt
-        left.plot(time, _series(record["vrmse_by_lead"]), color=_colour(rates, record["rate"]),
-                  ls=STYLES["floor"], lw=1.2, label=f"AE floor x{record['rate']}")
+        left.plot(
+            time,
+            _series(record["vrmse_by_lead"]),
+            color=_colour(rates, record["rate"]),
+            ls=STYLES["floor"],
+            lw=1.2,
+            label=f"AE floor x{record['rate']}",
+        )
     persistence = system["persistence"]
-    left.plot(np.asarray(persistence["lead_frames"]) * dt, _series(persistence["vrmse_by_lead"]),
-              color="0.6", lw=1.0, label="persistence")
+    left.plot(
+        np.asarray(persistence["lead_frames"]) * dt,
+        _series(persistence["vrmse_by_lead"]),
+        color="0.6",
+        lw=1.0,
+        label="persistence",
+    )
     left.set(xlabel="lead time", ylabel="VRMSE (mean over fields)", yscale="log")
     left.set_title(f"{name}: VRMSE of the ensemble mean", pad=12)
     right.axhspan(*SSR_RANGE, color="0.93", zorder=0)
@@ -83,5 +103,7 @@ def write_figures(
     """One PNG per system, `vrmse-SYSTEM.png` in `directory`; returns system -> path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return {name: save_figure(system_figure(name, system), directory / f"vrmse-{name}.png")
-            for name, system in systems.items()}
+    return {
+        name: save_figure(system_figure(name, system), directory / f"vrmse-{name}.png")
+        for name, system in systems.items()
+    }

@@ -35,15 +35,21 @@ TITLES = {
     4: "Diffusion ensembles are calibrated",
 }
 DEFINITIONS = {
-    1: (f"At the long bucket, latent-diffusion VRMSE at each of the system's rates lies within "
+    1: (
+        f"At the long bucket, latent-diffusion VRMSE at each of the system's rates lies within "
         f"±{ROBUSTNESS:.0%} of its mean over the rates (max |v_r / mean − 1| <= {ROBUSTNESS}), "
         f"while the autoencoder reconstruction VRMSE on the same frames grows at least "
-        f"{FLOOR_GROWTH:g}x from the lowest to the highest rate."),
+        f"{FLOOR_GROWTH:g}x from the lowest to the highest rate."
+    ),
     2: "At the long bucket, latent-diffusion VRMSE < latent-deterministic VRMSE, at every rate.",
-    3: ("At the long bucket, latent-diffusion VRMSE at every rate < the pixel-space "
-        "deterministic emulator's VRMSE."),
-    4: (f"Every diffusion emulator's spread-skill ratio, averaged over trajectories, fields "
-        f"and all leads of the rollout, lies in [{SSR_RANGE[0]}, {SSR_RANGE[1]}]."),
+    3: (
+        "At the long bucket, latent-diffusion VRMSE at every rate < the pixel-space "
+        "deterministic emulator's VRMSE."
+    ),
+    4: (
+        f"Every diffusion emulator's spread-skill ratio, averaged over trajectories, fields "
+        f"and all leads of the rollout, lies in [{SSR_RANGE[0]}, {SSR_RANGE[1]}]."
+    ),
 }
 
 
@@ -84,7 +90,7 @@ class Finding:
 
     @property
     def statement(self) -> str:
-        """"PASS", "MISSED" or "not evaluated (missing: ...)"."""
+        """ "PASS", "MISSED" or "not evaluated (missing: ...)"."""
         if self.verdict == NOT_EVALUATED:
             return f"not evaluated (missing: {', '.join(self.missing) or 'no system'})"
         return self.verdict
@@ -114,8 +120,9 @@ class Lookup:
     missing: str | None = None
 
 
-def find_model(system: Mapping[str, Any], kind: str, method: str | None, space: str | None,
-          rate: int | None) -> tuple[str, Mapping[str, Any] | None]:
+def find_model(
+    system: Mapping[str, Any], kind: str, method: str | None, space: str | None, rate: int | None
+) -> tuple[str, Mapping[str, Any] | None]:
     """(name, record) of the evaluated model in this role, or (name, None) if it is
     listed as missing, or ("", None) if the role is not part of the plan at all."""
     group = system["models"] if kind == "emulator" else system["autoencoders"]
@@ -123,17 +130,29 @@ def find_model(system: Mapping[str, Any], kind: str, method: str | None, space: 
         if kind == "autoencoder" and record.get("rate") == rate:
             return name, record
         if kind == "emulator" and (record["method"], record["space"], record["rate"]) == (
-                method, space, rate):
+            method,
+            space,
+            rate,
+        ):
             return name, record
     for name, role in system.get("missing", {}).items():
         if (role["kind"], role["method"], role["space"], role["rate"]) == (
-                kind, method, space, rate):
+            kind,
+            method,
+            space,
+            rate,
+        ):
             return name, None
     return "", None
 
 
-def long_vrmse(system: Mapping[str, Any], kind: str, method: str | None = None,
-               space: str | None = None, rate: int | None = None) -> Lookup:
+def long_vrmse(
+    system: Mapping[str, Any],
+    kind: str,
+    method: str | None = None,
+    space: str | None = None,
+    rate: int | None = None,
+) -> Lookup:
     """Long-bucket VRMSE (mean over fields) of a role; inf when it diverged before."""
     name, record = find_model(system, kind, method, space, rate)
     if record is None:
@@ -180,8 +199,12 @@ def compression_robustness(name: str, system: Mapping[str, Any]) -> SystemFindin
         checks.append(Check("latent diffusion at every rate", NOT_EVALUATED, missing))
     else:
         deviation = max_deviation([x.value for x in diffusion])
-        checks.append(Check(f"max deviation from the mean {deviation:.1%}",
-                            PASS if deviation <= ROBUSTNESS else MISSED))
+        checks.append(
+            Check(
+                f"max deviation from the mean {deviation:.1%}",
+                PASS if deviation <= ROBUSTNESS else MISSED,
+            )
+        )
         measured[-1] += f" (max deviation {deviation:.1%})"
     missing = [x.missing for x in floors if x.missing] + too_few
     measured.append(f"AE floor {' / '.join(_f(x.value) for x in floors)}")
@@ -189,16 +212,19 @@ def compression_robustness(name: str, system: Mapping[str, Any]) -> SystemFindin
         checks.append(Check("autoencoder floor at every rate", NOT_EVALUATED, missing))
     else:
         growth = floors[-1].value / floors[0].value if floors[0].value > 0 else math.inf
-        checks.append(Check(f"AE floor grows {growth:.2f}x",
-                            PASS if growth >= FLOOR_GROWTH else MISSED))
+        checks.append(
+            Check(f"AE floor grows {growth:.2f}x", PASS if growth >= FLOOR_GROWTH else MISSED)
+        )
         measured[-1] += f" ({growth:.2f}x)"
     paper = PAPER.get(name)
     paper_text = "—"
     if paper:
         ae = paper.autoencoder
-        paper_text = (f"{paper.dataset}: diffusion {_paper_values(paper.long('diffusion'))} "
-                      f"(max deviation {max_deviation(paper.long('diffusion')):.1%}); AE "
-                      f"{_paper_values(ae)} ({ae[-1] / ae[0]:.2f}x, short bucket)")
+        paper_text = (
+            f"{paper.dataset}: diffusion {_paper_values(paper.long('diffusion'))} "
+            f"(max deviation {max_deviation(paper.long('diffusion')):.1%}); AE "
+            f"{_paper_values(ae)} ({ae[-1] / ae[0]:.2f}x, short bucket)"
+        )
     return _system_finding(checks, "; ".join(measured), paper_text)
 
 
@@ -212,14 +238,22 @@ def max_deviation(values: Sequence[float]) -> float:
 
 def diffusion_beats_deterministic(name: str, system: Mapping[str, Any]) -> SystemFinding:
     checks = [
-        _compare(f"x{rate}", long_vrmse(system, "emulator", "diffusion", "latent", rate),
-                 long_vrmse(system, "emulator", "deterministic", "latent", rate))
+        _compare(
+            f"x{rate}",
+            long_vrmse(system, "emulator", "diffusion", "latent", rate),
+            long_vrmse(system, "emulator", "deterministic", "latent", rate),
+        )
         for rate in system["rates"]
     ]
     paper = PAPER.get(name)
-    paper_text = (f"{paper.dataset}: diffusion {_paper_values(paper.long('diffusion'))} vs "
-                  f"deterministic {_paper_values(paper.long('deterministic'))}"
-                  ) if paper else "—"
+    paper_text = (
+        (
+            f"{paper.dataset}: diffusion {_paper_values(paper.long('diffusion'))} vs "
+            f"deterministic {_paper_values(paper.long('deterministic'))}"
+        )
+        if paper
+        else "—"
+    )
     return _system_finding(checks, _measured(checks), paper_text)
 
 
@@ -232,8 +266,10 @@ def latent_beats_pixel(name: str, system: Mapping[str, Any]) -> SystemFinding:
     paper = PAPER.get(name)
     paper_text = "—"
     if paper and paper.pixel is not None:
-        paper_text = (f"{paper.dataset}: diffusion {_paper_values(paper.long('diffusion'))} "
-                      f"vs pixel {paper.pixel[-1]:.3f}")
+        paper_text = (
+            f"{paper.dataset}: diffusion {_paper_values(paper.long('diffusion'))} "
+            f"vs pixel {paper.pixel[-1]:.3f}"
+        )
     elif paper:
         paper_text = f"{paper.dataset}: no pixel baseline in the paper"
     return _system_finding(checks, _measured(checks), paper_text)
@@ -242,12 +278,16 @@ def latent_beats_pixel(name: str, system: Mapping[str, Any]) -> SystemFinding:
 def calibration(name: str, system: Mapping[str, Any]) -> SystemFinding:
     low, high = SSR_RANGE
     roles = [(n, r, r) for n, r in system["models"].items() if r["method"] == "diffusion"]
-    roles += [(n, None, r) for n, r in system.get("missing", {}).items()
-              if r["kind"] == "emulator" and r["method"] == "diffusion"]
+    roles += [
+        (n, None, r)
+        for n, r in system.get("missing", {}).items()
+        if r["kind"] == "emulator" and r["method"] == "diffusion"
+    ]
     checks = []
     # latent rates lowest first, then pixel space
-    for model, record, _ in sorted(roles, key=lambda item: (item[2]["rate"] is None,
-                                                            item[2]["rate"] or 0)):
+    for model, record, _ in sorted(
+        roles, key=lambda item: (item[2]["rate"] is None, item[2]["rate"] or 0)
+    ):
         if record is None:
             checks.append(Check(model, NOT_EVALUATED, [model], has_numbers=False))
             continue
@@ -259,10 +299,16 @@ def calibration(name: str, system: Mapping[str, Any]) -> SystemFinding:
             verdict = PASS if low <= ssr <= high else MISSED
             checks.append(Check(f"{label}: {ssr:.2f}", verdict))
     if not checks:
-        checks.append(Check("diffusion emulators", NOT_EVALUATED, [f"{name}: none planned"],
-                            has_numbers=False))
-    return _system_finding(checks, _measured(checks),
-                           "not tabulated in the paper (1 = calibrated, < 1 under-dispersed)")
+        checks.append(
+            Check(
+                "diffusion emulators", NOT_EVALUATED, [f"{name}: none planned"], has_numbers=False
+            )
+        )
+    return _system_finding(
+        checks,
+        _measured(checks),
+        "not tabulated in the paper (1 = calibrated, < 1 under-dispersed)",
+    )
 
 
 def _label(record: Mapping[str, Any]) -> str:
@@ -275,8 +321,12 @@ def _measured(checks: Sequence[Check]) -> str:
     return "; ".join(parts) or "—"
 
 
-CHECKS = {1: compression_robustness, 2: diffusion_beats_deterministic, 3: latent_beats_pixel,
-          4: calibration}
+CHECKS = {
+    1: compression_robustness,
+    2: diffusion_beats_deterministic,
+    3: latent_beats_pixel,
+    4: calibration,
+}
 
 
 def check_findings(systems: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
@@ -284,7 +334,13 @@ def check_findings(systems: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
     findings = []
     for number, check in CHECKS.items():
         per_system = {name: check(name, system) for name, system in systems.items()}
-        findings.append(Finding(number, TITLES[number], DEFINITIONS[number],
-                                combine(s.verdict for s in per_system.values()), per_system))
+        findings.append(
+            Finding(
+                number,
+                TITLES[number],
+                DEFINITIONS[number],
+                combine(s.verdict for s in per_system.values()),
+                per_system,
+            )
+        )
     return findings
-

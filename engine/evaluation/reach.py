@@ -41,7 +41,8 @@ def split_variance(tokens: Tensor, basis: Tensor) -> dict[str, float]:
     values, rank = basis.shape
     return {
         "inside_per_direction": float(inside / rank),
-        "outside_per_direction": float((total - inside) / (values - rank)) if values > rank
+        "outside_per_direction": float((total - inside) / (values - rank))
+        if values > rank
         else 0.0,
     }
 
@@ -69,12 +70,13 @@ def spread_by_reach(
     fields = torch.as_tensor(test.fields[trajectory])
     with torch.inference_mode():
         for start in starts:
-            context = pipeline.encode(fields[start:start + 1]).to(pipeline.device)
-            truth = pipeline.encode(fields[start + 1:start + 2]).cpu().unsqueeze(0)
+            context = pipeline.encode(fields[start : start + 1]).to(pipeline.device)
+            truth = pipeline.encode(fields[start + 1 : start + 2]).cpu().unsqueeze(0)
             generator = torch.Generator(pipeline.device).manual_seed(seed)
             out = pipeline.emulator.generate(
                 context.unsqueeze(0).expand(members, *context.shape).clone(),
-                label.expand(members, -1), generator=generator,
+                label.expand(members, -1),
+                generator=generator,
             )[:, :1].cpu()
             mean = out.mean(0, keepdim=True)
             results[str(start)] = {

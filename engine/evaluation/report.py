@@ -32,14 +32,20 @@ METRIC_CONVENTIONS = (
     "(engine.metrics)."
 )
 # Rows of the paper-layout table: label, space, method.
-ROWS = (("diffusion", "latent", "diffusion"),
-        ("deterministic", "latent", "deterministic"),
-        ("pixel deterministic", "pixel", "deterministic"),
-        ("pixel diffusion", "pixel", "diffusion"))
+ROWS = (
+    ("diffusion", "latent", "diffusion"),
+    ("deterministic", "latent", "deterministic"),
+    ("pixel deterministic", "pixel", "deterministic"),
+    ("pixel diffusion", "pixel", "diffusion"),
+)
 
 
-def document(run: Mapping[str, Any], settings: Mapping[str, Any],
-             systems: Mapping[str, Any], findings: Sequence[Finding]) -> dict[str, Any]:
+def document(
+    run: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    systems: Mapping[str, Any],
+    findings: Sequence[Finding],
+) -> dict[str, Any]:
     """The whole of results.json."""
     return {
         "format": FORMAT,
@@ -95,8 +101,11 @@ def _score(record: Mapping[str, Any] | None, bucket: str, score: str = "vrmse") 
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(row) + " |" for row in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 # -- the per-system tables --------------------------------------------------------------
@@ -118,16 +127,22 @@ def paper_layout(name: str, system: Mapping[str, Any]) -> list[str]:
             if model:
                 rows.append([label, "—", *(_score(record, b) for b in buckets)])
     floors = [find_model(system, "autoencoder", None, None, r)[1] for r in rates]
-    rows.append(["autoencoder floor", " / ".join(map(str, rates)),
-                 *(" / ".join(_score(f, b) for f in floors) for b in buckets)])
+    rows.append(
+        [
+            "autoencoder floor",
+            " / ".join(map(str, rates)),
+            *(" / ".join(_score(f, b) for f in floors) for b in buckets),
+        ]
+    )
     rows.append(["persistence", "—", *(_score(system["persistence"], b) for b in buckets)])
     return _table(header, rows)
 
 
 def paper_table(table: PaperTable) -> list[str]:
     rates = " / ".join(map(str, table.rates))
-    rows = [[method, rates, *(_joined(bucket) for bucket in getattr(table, method))]
-            for method in KINDS]
+    rows = [
+        [method, rates, *(_joined(bucket) for bucket in getattr(table, method))] for method in KINDS
+    ]
     if table.pixel is not None:
         rows.append(["pixel deterministic", "—", *(f"{v:.3f}" for v in table.pixel)])
     rows.append(["autoencoder floor", rates, _joined(table.autoencoder), "", ""])
@@ -149,8 +164,10 @@ def _card(check: Mapping[str, Any] | None) -> str:
     if compared is None:
         return check["status"]
     mark = "reproduced" if check["status"] == "reproduced" else "DIFFERS"
-    return (f"{compared['card']:.3f} → {compared['remeasured']:.3f} "
-            f"({compared['relative_difference']:+.1%}, {mark})")
+    return (
+        f"{compared['card']:.3f} → {compared['remeasured']:.3f} "
+        f"({compared['relative_difference']:+.1%}, {mark})"
+    )
 
 
 def _spectral(record: Mapping[str, Any]) -> str:
@@ -159,66 +176,108 @@ def _spectral(record: Mapping[str, Any]) -> str:
 
 def details(system: Mapping[str, Any]) -> list[str]:
     """Per model: every bucket, calibration, CRPS, spectra at the long bucket, cost, card."""
-    header = ["model", "members", "VRMSE short / mid / long", "SSR (rollout)",
-              "fair CRPS, long", "spectral error low / mid / high, long", "s / frame",
-              "card VRMSE: card → re-measured"]
+    header = [
+        "model",
+        "members",
+        "VRMSE short / mid / long",
+        "SSR (rollout)",
+        "fair CRPS, long",
+        "spectral error low / mid / high, long",
+        "s / frame",
+        "card VRMSE: card → re-measured",
+    ]
     rows = []
     buckets = [b["name"] for b in system["buckets"]]
     for name, record in system["models"].items():
-        rows.append([
-            f"`{name}`", str(record["members"]),
-            " / ".join(_score(record, b) for b in buckets),
-            _f(record.get("ssr_rollout"), 2), _score(record, "long", "crps_fair"),
-            _spectral(record), _f(record["seconds_per_frame"], 3),
-            _card(record.get("card_check")),
-        ])
+        rows.append(
+            [
+                f"`{name}`",
+                str(record["members"]),
+                " / ".join(_score(record, b) for b in buckets),
+                _f(record.get("ssr_rollout"), 2),
+                _score(record, "long", "crps_fair"),
+                _spectral(record),
+                _f(record["seconds_per_frame"], 3),
+                _card(record.get("card_check")),
+            ]
+        )
     for name, record in system["autoencoders"].items():
-        rows.append([f"`{name}` (reconstruction)", "—",
-                     " / ".join(_score(record, b) for b in buckets), "—", "—",
-                     _spectral(record), "—", "—"])
+        rows.append(
+            [
+                f"`{name}` (reconstruction)",
+                "—",
+                " / ".join(_score(record, b) for b in buckets),
+                "—",
+                "—",
+                _spectral(record),
+                "—",
+                "—",
+            ]
+        )
     return _table(header, rows)
 
 
 def _condition(values: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                     for k, v in values.items())
+    return ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()
+    )
 
 
 def per_trajectory(system: Mapping[str, Any]) -> list[str]:
     """Long-bucket VRMSE of every model on each test trajectory: the mean over trajectories
     in the tables above can be dominated by one, e.g. a field whose truth turns nearly
     uniform (VRMSE divides by its spatial standard deviation)."""
-    records = [(name, r) for name, r in system["models"].items()
-               if (r["buckets"]["long"].get("vrmse") or {}).get("by_trajectory")]
+    records = [
+        (name, r)
+        for name, r in system["models"].items()
+        if (r["buckets"]["long"].get("vrmse") or {}).get("by_trajectory")
+    ]
     if not records:
         return []
     seeds = system.get("seeds") or list(range(system["trajectories"]))
     conditions = system.get("conditions") or [{}] * len(seeds)
-    header = ["model", *(f"{seed} ({_condition(c)})" if c else str(seed)
-                         for seed, c in zip(seeds, conditions, strict=True))]
-    rows = [[f"`{name}`", *(_f(v, 2) for v in r["buckets"]["long"]["vrmse"]["by_trajectory"])]
-            for name, r in records]
-    return ["Long-bucket VRMSE per test trajectory (columns: seed and conditions; the "
-            "bucket mean above is the mean of a row):", "", *_table(header, rows), ""]
+    header = [
+        "model",
+        *(
+            f"{seed} ({_condition(c)})" if c else str(seed)
+            for seed, c in zip(seeds, conditions, strict=True)
+        ),
+    ]
+    rows = [
+        [f"`{name}`", *(_f(v, 2) for v in r["buckets"]["long"]["vrmse"]["by_trajectory"])]
+        for name, r in records
+    ]
+    return [
+        "Long-bucket VRMSE per test trajectory (columns: seed and conditions; the "
+        "bucket mean above is the mean of a row):",
+        "",
+        *_table(header, rows),
+        "",
+    ]
 
 
 def _divergences(system: Mapping[str, Any]) -> list[str]:
     lines = []
     for name, record in system["models"].items():
         for d in record.get("divergences", []):
-            lines.append(f"- `{name}` diverged on test trajectory {d['trajectory']} "
-                         f"(seed {d['seed']}): member {d['member']} non-finite at lead "
-                         f"{d['lead']} in {', '.join(d['fields'])}")
+            lines.append(
+                f"- `{name}` diverged on test trajectory {d['trajectory']} "
+                f"(seed {d['seed']}): member {d['member']} non-finite at lead "
+                f"{d['lead']} in {', '.join(d['fields'])}"
+            )
     return lines
 
 
 def system_section(name: str, system: Mapping[str, Any], figure: str | None) -> list[str]:
     seeds = system.get("seeds") or []
-    spans = ", ".join(f"{b['name']} {b['leads'][0]}–{b['leads'][1]} "
-                      f"(t = {b['lead_time'][0]:g}–{b['lead_time'][1]:g})"
-                      for b in system["buckets"])
+    spans = ", ".join(
+        f"{b['name']} {b['leads'][0]}–{b['leads'][1]} "
+        f"(t = {b['lead_time'][0]:g}–{b['lead_time'][1]:g})"
+        for b in system["buckets"]
+    )
     lines = [
-        f"## {name}", "",
+        f"## {name}",
+        "",
         f"{system['trajectories']} of the {system['split_size']} test trajectories "
         f"(evenly spaced{f', seeds {_joined_ints(seeds)}' if seeds else ''}; "
         f"{system['frames_per_trajectory']} frames each), {system['context']} context "
@@ -226,15 +285,26 @@ def system_section(name: str, system: Mapping[str, Any], figure: str | None) -> 
         f"context frame; simulation time in parentheses): {spans}. Rule: {system['bucket_rule']}.",
         "",
         "Mean VRMSE by lead bucket (cells: the rates in the CR column, in that order; "
-        "— not evaluated, div. diverged):", "",
-        *paper_layout(name, system), "",
+        "— not evaluated, div. diverged):",
+        "",
+        *paper_layout(name, system),
+        "",
     ]
     if name in PAPER:
-        lines += ["The paper's numbers (its own buckets; autoencoder floor at its short "
-                  "bucket):", "", *paper_table(PAPER[name]), ""]
-    lines += ["Details (means over fields; fair CRPS only for ensembles, in the fields' "
-              "units; spectral errors at the long bucket):", "", *details(system), "",
-              *per_trajectory(system)]
+        lines += [
+            "The paper's numbers (its own buckets; autoencoder floor at its short bucket):",
+            "",
+            *paper_table(PAPER[name]),
+            "",
+        ]
+    lines += [
+        "Details (means over fields; fair CRPS only for ensembles, in the fields' "
+        "units; spectral errors at the long bucket):",
+        "",
+        *details(system),
+        "",
+        *per_trajectory(system),
+    ]
     divergences = _divergences(system)
     if divergences:
         lines += ["Diverged rollouts:", "", *divergences, ""]
@@ -249,12 +319,18 @@ def system_section(name: str, system: Mapping[str, Any], figure: str | None) -> 
 
 def findings_section(findings: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["## Findings", ""]
-    lines += _table(["#", "finding", "verdict"],
-                    [[str(f["number"]), f["title"], f"**{f['statement']}**"] for f in findings])
+    lines += _table(
+        ["#", "finding", "verdict"],
+        [[str(f["number"]), f["title"], f"**{f['statement']}**"] for f in findings],
+    )
     lines.append("")
     for f in findings:
-        lines += [f"### {f['number']}. {f['title']}: {f['statement']}", "",
-                  f"Definition: {f['definition']}", ""]
+        lines += [
+            f"### {f['number']}. {f['title']}: {f['statement']}",
+            "",
+            f"Definition: {f['definition']}",
+            "",
+        ]
         rows = []
         for system, s in f["systems"].items():
             verdict = s["verdict"]
@@ -273,18 +349,22 @@ def markdown(data: Mapping[str, Any], figures: Mapping[str, str] | None = None) 
     machine = run["machine"]
     sampler = ", ".join(f"{k} {v}" for k, v in settings["sampler_options"].items())
     lines = [
-        "# Emulators on held-out test trajectories", "",
+        "# Emulators on held-out test trajectories",
+        "",
         f"Produced by `{run['command']}` on {run['date']} in {run['wall_time_s']:.0f} s "
         f"(machine: {machine['cpu_count']} CPUs, {machine['platform']}, Python "
         f"{machine['python']}, torch {machine['torch']} with {machine['torch_threads']} "
-        f"thread(s), device {machine['device']}).", "",
+        f"thread(s), device {machine['device']}).",
+        "",
         f"Protocol: {settings['trajectories']} test trajectories per system (test seeds start "
         f"at 2,000,000; training used seeds from 0), {settings['members']} members per "
         f"diffusion ensemble (deterministic emulators: 1), {settings['context']} context "
         f"frame(s), horizon {settings['horizon']} frames (cut to what the trajectories hold), "
         f"sampler {settings['sampler']}{f' ({sampler})' if sampler else ''} with "
-        f"{settings['steps']} steps, seed {settings['seed']}.", "",
-        f"Metrics: {data['metric_conventions']}", "",
+        f"{settings['steps']} steps, seed {settings['seed']}.",
+        "",
+        f"Metrics: {data['metric_conventions']}",
+        "",
         *findings_section(data["findings"]),
     ]
     for name, system in data["systems"].items():

@@ -107,20 +107,23 @@ def system_context(system: str, data_root: Path, settings: EvaluationSettings) -
     horizon = rollout_horizon(test.frames, 1, settings.context, settings.horizon, dataset)
     if horizon < MIN_LEADS:
         raise ParameterError(
-            "horizon", horizon, f">= {MIN_LEADS} leads for the short/mid/long buckets; "
+            "horizon",
+            horizon,
+            f">= {MIN_LEADS} leads for the short/mid/long buckets; "
             f"{dataset}'s test trajectories hold {test.frames} frames, so at most "
-            f"{test.frames - settings.context} after {settings.context} context frame(s)")
+            f"{test.frames - settings.context} after {settings.context} context frame(s)",
+        )
     spec = get_system(system).spec
     unit_of = {name: f.units for f in spec.fields for name in f.channel_names}
-    return SystemContext(system, dataset, test, horizon, lead_buckets(horizon), settings,
-                         spec.frame_dt, unit_of)
+    return SystemContext(
+        system, dataset, test, horizon, lead_buckets(horizon), settings, spec.frame_dt, unit_of
+    )
 
 
 def summarize_frames(ctx: SystemContext, scores: Sequence[xarray.Dataset]) -> dict[str, Any]:
     """`summarize` for frames scored at `ctx.frames` (autoencoder floor, persistence)."""
     channels = ctx.test.channel_names
-    return summarize(scores, ctx.lead, ctx.buckets, channels, ctx.units(channels),
-                     ensemble=False)
+    return summarize(scores, ctx.lead, ctx.buckets, channels, ctx.units(channels), ensemble=False)
 
 
 def autoencoder_floor(ctx: SystemContext, entry: ZooEntry) -> dict[str, Any]:
@@ -130,8 +133,7 @@ def autoencoder_floor(ctx: SystemContext, entry: ZooEntry) -> dict[str, Any]:
     window = ctx.test.fields[:, ctx.frames]  # (n, horizon, C, X, Y)
     restored = [reconstruct(model, preprocessing, torch.from_numpy(f)).numpy() for f in window]
     scores = heldout.score_frames(ctx.test, restored, ctx.frames)
-    return {"rate": entry.rate, "description": entry.description,
-            **summarize_frames(ctx, scores)}
+    return {"rate": entry.rate, "description": entry.description, **summarize_frames(ctx, scores)}
 
 
 def persistence(ctx: SystemContext) -> dict[str, Any]:
@@ -145,19 +147,30 @@ def evaluate_emulator(ctx: SystemContext, entry: ZooEntry, pipeline: Pipeline) -
     protocol of engine/stages/heldout.py, with this evaluation's settings)."""
     settings, test = ctx.settings, ctx.test
     stride = pipeline.frame_stride
-    steps = rollout_horizon(test.frames, stride, settings.context, ctx.horizon // stride,
-                            ctx.dataset)
+    steps = rollout_horizon(
+        test.frames, stride, settings.context, ctx.horizon // stride, ctx.dataset
+    )
     rollouts = heldout.roll_out(pipeline, test, settings.rollout_config(steps))
     divergences = [
-        {"trajectory": int(test.indices[pick]),
-         "seed": None if test.seeds is None else int(test.seeds[pick]),
-         "member": err.member, "lead": err.lead, "lead_time": err.lead_time,
-         "fields": err.where}
+        {
+            "trajectory": int(test.indices[pick]),
+            "seed": None if test.seeds is None else int(test.seeds[pick]),
+            "member": err.member,
+            "lead": err.lead,
+            "lead_time": err.lead_time,
+            "fields": err.where,
+        }
         for pick, err in rollouts.divergences
     ]
     channels = pipeline.spec.channel_names
-    summary = summarize(rollouts.scores, rollouts.lead, ctx.buckets, channels,
-                        ctx.units(channels), ensemble=rollouts.members > 1)
+    summary = summarize(
+        rollouts.scores,
+        rollouts.lead,
+        ctx.buckets,
+        channels,
+        ctx.units(channels),
+        ensemble=rollouts.members > 1,
+    )
     elapsed = rollouts.elapsed_s
     return {
         **role_of(entry).record(),
@@ -171,7 +184,8 @@ def evaluate_emulator(ctx: SystemContext, entry: ZooEntry, pipeline: Pipeline) -
         "steps": steps,
         "sampler": (
             {"name": settings.sampler, "steps": settings.steps, **settings.sampler_options()}
-            if pipeline.kind == "diffusion" else None
+            if pipeline.kind == "diffusion"
+            else None
         ),
         "nfe_per_rollout": rollouts.nfe,
         "elapsed_s": elapsed,
@@ -186,8 +200,11 @@ def card_check(zoo: Zoo, entry: ZooEntry, pipeline: Pipeline, dataset: Path) -> 
     card = (zoo.card(entry.name).get("training") or {}).get("test_metrics")
     if not card:
         return {"status": "the card records no test metrics", "card": None}
-    protocol = {f.name: card["rollout"][f.name] for f in fields(EvaluationRollouts)
-                if f.name in card.get("rollout", {})}
+    protocol = {
+        f.name: card["rollout"][f.name]
+        for f in fields(EvaluationRollouts)
+        if f.name in card.get("rollout", {})
+    }
     try:
         again = score_test_rollouts(pipeline, dataset, EvaluationRollouts(**protocol))
     except RolloutDivergedError as err:
@@ -195,10 +212,14 @@ def card_check(zoo: Zoo, entry: ZooEntry, pipeline: Pipeline, dataset: Path) -> 
     compared = {}
     for key in ("vrmse_mean", "spread_skill_mean"):
         if card.get(key) is not None and again.get(key) is not None:
-            compared[key] = {"card": card[key], "remeasured": again[key],
-                             "relative_difference": again[key] / card[key] - 1}
-    reproduced = bool(compared) and all(abs(c["relative_difference"]) <= CARD_TOLERANCE
-                                        for c in compared.values())
+            compared[key] = {
+                "card": card[key],
+                "remeasured": again[key],
+                "relative_difference": again[key] / card[key] - 1,
+            }
+    reproduced = bool(compared) and all(
+        abs(c["relative_difference"]) <= CARD_TOLERANCE for c in compared.values()
+    )
     return {
         "status": "reproduced" if reproduced else "differs",
         "tolerance": CARD_TOLERANCE,
@@ -210,8 +231,13 @@ def card_check(zoo: Zoo, entry: ZooEntry, pipeline: Pipeline, dataset: Path) -> 
 
 
 def evaluate_system(
-    zoo: Zoo, system: str, emulators: Sequence[ZooEntry], autoencoders: Sequence[ZooEntry],
-    data_root: Path, settings: EvaluationSettings, log: Log = print,
+    zoo: Zoo,
+    system: str,
+    emulators: Sequence[ZooEntry],
+    autoencoders: Sequence[ZooEntry],
+    data_root: Path,
+    settings: EvaluationSettings,
+    log: Log = print,
     cache: EvaluationCache | None = None,
 ) -> dict[str, Any]:
     """Everything measured on one system (the `systems.<name>` object of results.json).
@@ -224,8 +250,10 @@ def evaluate_system(
     seeds = test.seed_list()
     spans = " / ".join(f"{b.name} {b.label}" for b in ctx.buckets)
     listed = f" (seeds {', '.join(map(str, seeds))})" if seeds else ""
-    log(f"{system}: {len(test)} of {test.split_size} test trajectories{listed}, "
-        f"{ctx.horizon} leads after {settings.context} context frame(s); buckets {spans}")
+    log(
+        f"{system}: {len(test)} of {test.split_size} test trajectories{listed}, "
+        f"{ctx.horizon} leads after {settings.context} context frame(s); buckets {spans}"
+    )
     frame_dt = ctx.frame_dt
     result: dict[str, Any] = {
         "dataset": str(ctx.dataset),
@@ -252,8 +280,10 @@ def evaluate_system(
         with torch.inference_mode():
             floor = autoencoder_floor(ctx, entry)
         result["autoencoders"][entry.name] = floor
-        log(f"  {entry.name}: reconstruction VRMSE {_bucket_line(floor)} "
-            f"({time.perf_counter() - started:.1f} s)")
+        log(
+            f"  {entry.name}: reconstruction VRMSE {_bucket_line(floor)} "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
     for number, entry in enumerate(emulators, 1):
         key = cache_key(zoo, entry, settings.record(), test_sha, settings.device)
         record = cache.get(key)
@@ -264,12 +294,14 @@ def evaluate_system(
                 cache.put(key, record)
         result["models"][entry.name] = record
         ssr = record.get("ssr_rollout")
-        log(f"  [{number}/{len(emulators)}] {entry.name}: {record['members']} member(s), "
+        log(
+            f"  [{number}/{len(emulators)}] {entry.name}: {record['members']} member(s), "
             f"VRMSE {_bucket_line(record)}"
             f"{f', SSR {ssr:.2f}' if ssr is not None else ''}"
             f"{'' if record['status'] == 'ok' else ', DIVERGED'}"
             f"{_card_line(record.get('card_check'))}, {record['wall_time_s']:.1f} s"
-            f"{_reuse_line(record) if reused else ''}")
+            f"{_reuse_line(record) if reused else ''}"
+        )
     return result
 
 
@@ -298,14 +330,22 @@ def _card_line(check: dict[str, Any] | None) -> str:
     if not check or "vrmse_mean" not in check.get("compared", {}):
         return "" if not check else f", card check: {check['status']}"
     c = check["compared"]["vrmse_mean"]
-    return (f", card VRMSE {c['card']:.3f} vs {c['remeasured']:.3f} re-measured "
-            f"({c['relative_difference']:+.1%})")
+    return (
+        f", card VRMSE {c['card']:.3f} vs {c['remeasured']:.3f} re-measured "
+        f"({c['relative_difference']:+.1%})"
+    )
 
 
 def evaluate(
-    systems: Sequence[str], settings: EvaluationSettings, *, zoo: Zoo,
-    data_root: str | Path, models: Sequence[str] = (), plan: Sequence[ZooModel] | None = None,
-    log: Log = print, cache_dir: str | Path | None = None,
+    systems: Sequence[str],
+    settings: EvaluationSettings,
+    *,
+    zoo: Zoo,
+    data_root: str | Path,
+    models: Sequence[str] = (),
+    plan: Sequence[ZooModel] | None = None,
+    log: Log = print,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate `systems` (the `systems` and `missing` parts of results.json).
 
@@ -325,9 +365,15 @@ def evaluate(
     results = {}
     for system in systems:
         results[system] = evaluate_system(
-            zoo, system, selection.emulators[system], selection.autoencoders[system],
-            Path(data_root), settings, log,
-            EvaluationCache(None if cache_dir is None else Path(cache_dir)))
+            zoo,
+            system,
+            selection.emulators[system],
+            selection.autoencoders[system],
+            Path(data_root),
+            settings,
+            log,
+            EvaluationCache(None if cache_dir is None else Path(cache_dir)),
+        )
         results[system]["rates"] = selection.rates[system]
         results[system]["missing"] = selection.missing[system]
         for name, why in selection.missing[system].items():

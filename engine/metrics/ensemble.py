@@ -184,9 +184,9 @@ def rank_histogram(
         flat = torch.randperm(n_points, generator=generator, device=random_device)
         flat = flat[:max_points].to(members.device)
     else:
-        flat = torch.randint(
-            n_points, (max_points,), generator=generator, device=random_device
-        ).to(members.device)
+        flat = torch.randint(n_points, (max_points,), generator=generator, device=random_device).to(
+            members.device
+        )
     where = torch.unravel_index(flat, points_shape)
     sample_members = by_channel[(slice(None), slice(None), *where)]  # (M, C, P)
     sample_truth = truth_by_channel[(slice(None), *where)]  # (C, P)

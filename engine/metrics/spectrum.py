@@ -42,8 +42,9 @@ def isotropic_power_spectrum(field: torch.Tensor) -> tuple[torch.Tensor, torch.T
     index, n_bins = _shell_index(shape, field.device)
     flat_power = power.flatten(-2)
     flat_index = index.flatten().clamp(max=n_bins + 1)
-    shells = torch.zeros(*flat_power.shape[:-1], n_bins + 2, dtype=torch.float64,
-                         device=field.device)
+    shells = torch.zeros(
+        *flat_power.shape[:-1], n_bins + 2, dtype=torch.float64, device=field.device
+    )
     shells.index_add_(-1, flat_index, flat_power)
     wavenumbers = torch.arange(1, n_bins + 1, dtype=torch.float64) / min(shape)
     return wavenumbers, shells[..., 1 : n_bins + 1].to(field.dtype)
@@ -53,8 +54,10 @@ def spectral_band_edges(wavenumbers: torch.Tensor, n_bands: int = 3) -> torch.Te
     """Edges log2-spaced from the first shell to Nyquist (the paper's low/mid/high)."""
     first = float(wavenumbers[0])
     return torch.tensor(
-        [2 ** (math.log2(first) + i * (math.log2(0.5) - math.log2(first)) / n_bands)
-         for i in range(n_bands + 1)],
+        [
+            2 ** (math.log2(first) + i * (math.log2(0.5) - math.log2(first)) / n_bands)
+            for i in range(n_bands + 1)
+        ],
         dtype=torch.float64,
     )
 

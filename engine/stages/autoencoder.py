@@ -44,17 +44,31 @@ VALIDATION_FRAMES = 256
 # "small" is sized for 2 CPU cores (~80 frames/s): a few minutes per model.
 # "paper" follows the paper's batch and learning rate (AdamW instead of PSGD-Kron).
 RECIPES: dict[str, Recipe] = {
-    "small": Recipe(steps=1200, batch_size=32, lr=2e-3, warmup_steps=100,
-                    checkpoint_every=250, validate_every=250),
-    "paper": Recipe(steps=262_144, batch_size=64, lr=1e-4, warmup_steps=1000,
-                    checkpoint_every=5000, validate_every=5000),
+    "small": Recipe(
+        steps=1200,
+        batch_size=32,
+        lr=2e-3,
+        warmup_steps=100,
+        checkpoint_every=250,
+        validate_every=250,
+    ),
+    "paper": Recipe(
+        steps=262_144,
+        batch_size=64,
+        lr=1e-4,
+        warmup_steps=1000,
+        checkpoint_every=5000,
+        validate_every=5000,
+    ),
 }
 
 
 def dataset_boundaries(system: System, arrays: WellArrays) -> list[tuple[str, str]]:
     """Boundary pairs present in the data: an axis is periodic only if always periodic."""
-    present = {tuple(sorted((k, str(v[i])) for k, v in arrays.choices.items()))
-               for i in range(len(arrays.fields))}
+    present = {
+        tuple(sorted((k, str(v[i])) for k, v in arrays.choices.items()))
+        for i in range(len(arrays.fields))
+    }
     return [system.boundary_conditions(dict(choice)) for choice in sorted(present)]
 
 
@@ -103,8 +117,10 @@ def reconstruction_scores(
 ) -> dict[str, Any]:
     """VRMSE per field and its mean; spectral band errors per field and averaged."""
     per_field = vrmse(reconstruction, truth).mean(dim=0)  # (C,)
-    bands = {name: value.mean(dim=0) for name, value in
-             spectral_band_errors(reconstruction, truth).items()}
+    bands = {
+        name: value.mean(dim=0)
+        for name, value in spectral_band_errors(reconstruction, truth).items()
+    }
     return {
         "vrmse": {name: float(v) for name, v in zip(channel_names, per_field, strict=True)},
         "vrmse_mean": float(per_field.mean()),
@@ -118,8 +134,12 @@ def reconstruction_scores(
 
 
 def evaluate_on_split(
-    model: Autoencoder, preprocessing: Preprocessing, dataset: Path, split: str = "test",
-    *, max_frames: int | None = None,
+    model: Autoencoder,
+    preprocessing: Preprocessing,
+    dataset: Path,
+    split: str = "test",
+    *,
+    max_frames: int | None = None,
 ) -> dict[str, Any]:
     arrays = load_array(dataset, split)
     frames = frames_of(arrays)
@@ -194,15 +214,27 @@ def train_autoencoder(
         return None
     model = result.model.eval()
     training = training_record(
-        preset, recipe, train_config, result, started=started, device=device,
-        data={"dataset": str(dataset), "train_frames": len(frames),
-              "augmentation": "rolls along periodic axes" if any(config.periodic) else "none"},
+        preset,
+        recipe,
+        train_config,
+        result,
+        started=started,
+        device=device,
+        data={
+            "dataset": str(dataset),
+            "train_frames": len(frames),
+            "augmentation": "rolls along periodic axes" if any(config.periodic) else "none",
+        },
         test_metrics=evaluate_on_split(model, preprocessing, dataset, "test"),
     )
     out = output_stem(output, run_dir)
     return save_autoencoder(
-        out.parent, out.name, model.cpu(), preprocessing,
-        system=system_name, grid=system.spec.grid.shape, rate=rate, training=training,
+        out.parent,
+        out.name,
+        model.cpu(),
+        preprocessing,
+        system=system_name,
+        grid=system.spec.grid.shape,
+        rate=rate,
+        training=training,
     )
-
-

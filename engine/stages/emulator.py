@@ -73,14 +73,32 @@ VALIDATION_WINDOWS = 256
 # "paper": the paper's denoiser and optimisation (section 5): AdamW lr 1e-4,
 # betas (0.9, 0.99), no weight decay, clip 1, cosine, batch 256, 262,144 steps.
 RECIPES: dict[str, Recipe] = {
-    "small": Recipe(steps=4000, batch_size=64, lr=1e-3, warmup_steps=200,
-                    checkpoint_every=500, validate_every=500),
+    "small": Recipe(
+        steps=4000,
+        batch_size=64,
+        lr=1e-3,
+        warmup_steps=200,
+        checkpoint_every=500,
+        validate_every=500,
+    ),
     # "compact": the zoo's emulators. 22 of them must train on two CPU cores in a few
     # hours: about 0.2 s per batch of 32 windows on one thread, so ~7 minutes each.
-    "compact": Recipe(steps=2000, batch_size=32, lr=1e-3, warmup_steps=100,
-                      checkpoint_every=250, validate_every=500),
-    "paper": Recipe(steps=262_144, batch_size=256, lr=1e-4, warmup_steps=0,
-                    checkpoint_every=5000, validate_every=5000),
+    "compact": Recipe(
+        steps=2000,
+        batch_size=32,
+        lr=1e-3,
+        warmup_steps=100,
+        checkpoint_every=250,
+        validate_every=500,
+    ),
+    "paper": Recipe(
+        steps=262_144,
+        batch_size=256,
+        lr=1e-4,
+        warmup_steps=0,
+        checkpoint_every=5000,
+        validate_every=5000,
+    ),
 }
 
 
@@ -122,13 +140,14 @@ def check_autoencoder(path: Path, system_name: str, rate: float) -> dict[str, An
             f"{rate:g} --output {card_path.with_suffix('')}`, or pass --autoencoder",
         )
     card = load_model_card(path)
-    if card.get("kind") != "autoencoder" or card.get("system") != system_name or (
-        card.get("rate") != rate
+    if (
+        card.get("kind") != "autoencoder"
+        or card.get("system") != system_name
+        or (card.get("rate") != rate)
     ):
         raise ParameterError(
             "autoencoder",
-            f"{card_path} ({card.get('kind')} of {card.get('system')} at rate "
-            f"{card.get('rate')})",
+            f"{card_path} ({card.get('kind')} of {card.get('system')} at rate {card.get('rate')})",
             f"an autoencoder of {system_name} at rate {rate:g}",
         )
     return card
@@ -151,8 +170,9 @@ def latent_space(
         latents = torch.from_numpy(arrays.latents)
         splits[split] = (latents, _labels(labels, arrays, len(latents), path))
     model, preprocessing, card = load_autoencoder(autoencoder_path, spec, "cpu")
-    return ModelSpace(*splits["train"], *splits["valid"], preprocessing, model, dict(card),
-                      autoencoder_path)
+    return ModelSpace(
+        *splits["train"], *splits["valid"], preprocessing, model, dict(card), autoencoder_path
+    )
 
 
 def pixel_space(system: System, dataset: Path) -> ModelSpace:
@@ -213,8 +233,11 @@ def _resolve_patch(
             "rate / autoencoder", (rate, autoencoder), "neither, for a pixel-space emulator"
         )
     patch = DEFAULT_PATCH if patch is None else patch
-    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1 or any(
-        n % patch for n in spec.grid.shape
+    if (
+        isinstance(patch, bool)
+        or not isinstance(patch, int)
+        or patch < 1
+        or any(n % patch for n in spec.grid.shape)
     ):
         raise ParameterError(
             "patch", patch, f"a positive divisor of both grid sizes {spec.grid.shape}"
@@ -271,8 +294,10 @@ def train_emulator(
     backbone = preset_config(preset, patch=patch, **overrides)
     dataset = dataset_dir(data_root, system_name)
     if space == "latent":
-        ae_path = Path(autoencoder) if autoencoder is not None else (
-            default_autoencoder_path(system_name, rate)
+        ae_path = (
+            Path(autoencoder)
+            if autoencoder is not None
+            else (default_autoencoder_path(system_name, rate))
         )
         card = check_autoencoder(ae_path, system_name, rate)
         data = latent_space(system, dataset, ae_path, card, device)
@@ -310,7 +335,12 @@ def train_emulator(
         spec, data.preprocessing, model, data.autoencoder, device, frame_stride=frame_stride
     )
     training = training_record(
-        preset, recipe, train_config, result, started=started, device=device,
+        preset,
+        recipe,
+        train_config,
+        result,
+        started=started,
+        device=device,
         data={
             "dataset": str(dataset),
             "space": space,
@@ -326,7 +356,11 @@ def train_emulator(
     )
     out = output_stem(output, run_dir)
     return save_emulator(
-        out.parent, out.name, model.cpu(), system=spec, frame_stride=frame_stride,
+        out.parent,
+        out.name,
+        model.cpu(),
+        system=spec,
+        frame_stride=frame_stride,
         autoencoder=data.autoencoder_card if space == "latent" else None,
         preprocessing=data.preprocessing if space == "pixel" else None,
         training=training,

@@ -57,7 +57,8 @@ def rollout_horizon(frames: int, stride: int, context: int, wanted: int, where: 
     horizon = min(wanted, (frames - 1) // stride - (context - 1))
     if horizon < 1:
         raise DataFormatError(
-            where, f"test trajectories of {frames} frames leave nothing to predict after "
+            where,
+            f"test trajectories of {frames} frames leave nothing to predict after "
             f"{context} context frame(s) at stride {stride}",
         )
     return horizon
@@ -103,8 +104,7 @@ class TestTrajectories:
 
     def conditions(self, labels: LabelSpec) -> list[dict[str, Any]]:
         """Each pick's conditions, as an emulator with `labels` is conditioned."""
-        return trajectory_conditions(labels, self.parameters, self.choices, len(self),
-                                     self.dataset)
+        return trajectory_conditions(labels, self.parameters, self.choices, len(self), self.dataset)
 
     def truth(self, pick: int) -> xarray.Dataset:
         """Pick `pick` (0-based among the picks) as a Dataset aligned on `frame`."""

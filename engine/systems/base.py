@@ -340,8 +340,11 @@ class System(ABC):
         for index in range(frame.shape[0]):
             reason = None
             if not bool(finite[index].all()):
-                bad = [self.spec.channel_names[c] for c in range(frame.shape[1])
-                       if not finite[index, c]]
+                bad = [
+                    self.spec.channel_names[c]
+                    for c in range(frame.shape[1])
+                    if not finite[index, c]
+                ]
                 reason = f"non-finite values in {', '.join(bad)}"
             else:
                 for channel, name in positive_channels:

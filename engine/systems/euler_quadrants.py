@@ -251,12 +251,18 @@ def _tendency(
     shape_x, shape_y = (b, 4, nx + 1, ny), (b, 4, nx, ny + 1)
     left, right = (primitive.new_empty(b, 4, n_x + nx * (ny + 1)) for _ in range(2))
     _reconstruct_into(
-        left[:, :, :n_x].view(shape_x), right[:, :, :n_x].view(shape_x),
-        primitive, 2, boundary[0],
+        left[:, :, :n_x].view(shape_x),
+        right[:, :, :n_x].view(shape_x),
+        primitive,
+        2,
+        boundary[0],
     )
     _reconstruct_into(
-        left[:, :, n_x:].view(shape_y), right[:, :, n_x:].view(shape_y),
-        primitive[:, _SWAP_XY], 3, boundary[1],
+        left[:, :, n_x:].view(shape_y),
+        right[:, :, n_x:].view(shape_y),
+        primitive[:, _SWAP_XY],
+        3,
+        boundary[1],
     )
     flux = _hllc_flux(left, right, gamma.view(-1, 1))
     flux_x = flux[:, :, :n_x].view(shape_x)

@@ -40,8 +40,10 @@ from engine.zoo.plan import SEED, ZooModel, zoo_plan
 
 STORAGE_DTYPE = "float16"
 RUN_COMMAND_FILE = "zoo-command.json"
-HELD_OUT = ("test trajectories use seeds 2,000,000 and up; training uses 0 and up and "
-            "validation 1,000,000 and up, so no test initial condition was seen in training")
+HELD_OUT = (
+    "test trajectories use seeds 2,000,000 and up; training uses 0 and up and "
+    "validation 1,000,000 and up, so no test initial condition was seen in training"
+)
 
 
 def select(system: str | None = None, names: Sequence[str] = ()) -> list[ZooModel]:
@@ -54,12 +56,13 @@ def select(system: str | None = None, names: Sequence[str] = ()) -> list[ZooMode
     systems = {model.system for model in plan}
     if system is not None and system not in systems:
         raise ParameterError("system", system, f"one of {', '.join(sorted(systems))}")
-    return [m for m in plan
-            if (system is None or m.system == system) and (not names or m.name in names)]
+    return [
+        m for m in plan if (system is None or m.system == system) and (not names or m.name in names)
+    ]
 
 
 def status(model: ZooModel, assets: Path | None = None) -> str:
-    """"published", "stale" (published with other settings), "problem: ..." or "missing"."""
+    """ "published", "stale" (published with other settings), "problem: ..." or "missing"."""
     zoo = load_zoo(assets)
     if model.name not in zoo.entries:
         return "missing"
@@ -88,8 +91,11 @@ def build(
             log(f"{model.name}: published, skipped")
             continue
         if model.autoencoder and not load_zoo(assets).available(name=model.autoencoder):
-            raise DataFormatError(model.name, f"needs its autoencoder {model.autoencoder} "
-                                              "published first (train it with the zoo)")
+            raise DataFormatError(
+                model.name,
+                f"needs its autoencoder {model.autoencoder} "
+                "published first (train it with the zoo)",
+            )
         ensure_dataset(model.system, data, log)
         run_dir = runs / model.name
         stem = run_dir / "model"
@@ -100,8 +106,9 @@ def build(
         log(f"{model.name}: published {entry.asset}")
 
 
-def claim_run_dir(model: ZooModel, run_dir: Path, assets: Path | None, *, fresh: bool,
-                  log: Callable[[str], Any]) -> None:
+def claim_run_dir(
+    model: ZooModel, run_dir: Path, assets: Path | None, *, fresh: bool, log: Callable[[str], Any]
+) -> None:
     """Leave `run_dir` holding nothing but a run of the model's current command.
 
     Its checkpoints would otherwise be resumed as this run's even when they were trained
@@ -142,20 +149,28 @@ def ensure_dataset(system: str, data: Path, log: Callable[[str], Any]) -> None:
     if (data / system / f"{system}.yaml").exists():
         return
     log(f"{system}: generating the default dataset in {data}")
-    generate_dataset(system, data, *DEFAULT_SPLITS[system], workers=os.cpu_count() or 1,
-                     progress=False)
+    generate_dataset(
+        system, data, *DEFAULT_SPLITS[system], workers=os.cpu_count() or 1, progress=False
+    )
 
 
-def train(model: ZooModel, run_dir: Path, data: Path, assets: Path | None,
-          log: Callable[[str], Any]) -> None:
+def train(
+    model: ZooModel, run_dir: Path, data: Path, assets: Path | None, log: Callable[[str], Any]
+) -> None:
     """Train the model through its stage, resuming from its checkpoints if any."""
     settings = model.settings
     resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
     common: dict[str, Any] = {
-        "data_root": data, "run_dir": run_dir, "output": run_dir / "model",
-        "preset": settings["preset"], "steps": settings["steps"],
-        "batch_size": settings["batch_size"], "lr": settings["lr"], "seed": SEED,
-        "resume": resume, "progress": False,
+        "data_root": data,
+        "run_dir": run_dir,
+        "output": run_dir / "model",
+        "preset": settings["preset"],
+        "steps": settings["steps"],
+        "batch_size": settings["batch_size"],
+        "lr": settings["lr"],
+        "seed": SEED,
+        "resume": resume,
+        "progress": False,
     }
     autoencoder = None
     if model.autoencoder:  # the published autoencoder under `assets`
@@ -167,19 +182,33 @@ def train(model: ZooModel, run_dir: Path, data: Path, assets: Path | None,
     if model.kind == "autoencoder":
         train_autoencoder(model.system, rate, **common)
     else:
-        train_emulator(model.system, rate, kind=str(model.method), space=str(model.space),
-                       autoencoder=autoencoder, prediction=settings.get("prediction"),
-                       **common)
+        train_emulator(
+            model.system,
+            rate,
+            kind=str(model.method),
+            space=str(model.space),
+            autoencoder=autoencoder,
+            prediction=settings.get("prediction"),
+            **common,
+        )
 
 
-def training_command(model: ZooModel, run_dir: Path, data: Path, autoencoder: Path | None,
-                     resume: bool) -> list[str]:
+def training_command(
+    model: ZooModel, run_dir: Path, data: Path, autoencoder: Path | None, resume: bool
+) -> list[str]:
     """The `latentsim` arguments equivalent to what `train` runs (for the log)."""
     argv = model.command()
     if autoencoder is not None:
         argv[argv.index("--autoencoder") + 1] = str(autoencoder)
-    argv += ["--data", str(data), "--run-dir", str(run_dir),
-             "--output", str(run_dir / "model"), "--quiet"]
+    argv += [
+        "--data",
+        str(data),
+        "--run-dir",
+        str(run_dir),
+        "--output",
+        str(run_dir / "model"),
+        "--quiet",
+    ]
     return [*argv, "--resume"] if resume else argv
 
 
@@ -198,18 +227,36 @@ def publish(
         autoencoder = load_zoo(root).get(model.autoencoder)
         recorded = (card.get("autoencoder") or {}).get("sha256")
         if recorded != autoencoder.weights_sha256:
-            raise DataFormatError(model_paths(source)[1], (
-                f"trained on autoencoder weights {str(recorded)[:12]}..., not the published "
-                f"{model.autoencoder} ({autoencoder.weights_sha256[:12]}...)"))
-    extra = {"zoo": {"name": model.name, "description": model.description(),
-                     "command": ["latentsim", *model.command()], "held_out": HELD_OUT}}
+            raise DataFormatError(
+                model_paths(source)[1],
+                (
+                    f"trained on autoencoder weights {str(recorded)[:12]}..., not the published "
+                    f"{model.autoencoder} ({autoencoder.weights_sha256[:12]}...)"
+                ),
+            )
+    extra = {
+        "zoo": {
+            "name": model.name,
+            "description": model.description(),
+            "command": ["latentsim", *model.command()],
+            "held_out": HELD_OUT,
+        }
+    }
     copy_model(source, root / model.asset, storage_dtype=STORAGE_DTYPE, extra=extra)
     weights, card_file = model_paths(root / model.asset)
     entry = ZooEntry(
-        name=model.name, kind=model.kind, system=model.system, method=model.method,
-        space=model.space, rate=model.rate, autoencoder=model.autoencoder, asset=model.asset,
-        weights_sha256=file_sha256(weights), card_sha256=file_sha256(card_file),
-        command=tuple(model.command()), description=model.description(),
+        name=model.name,
+        kind=model.kind,
+        system=model.system,
+        method=model.method,
+        space=model.space,
+        rate=model.rate,
+        autoencoder=model.autoencoder,
+        asset=model.asset,
+        weights_sha256=file_sha256(weights),
+        card_sha256=file_sha256(card_file),
+        command=tuple(model.command()),
+        description=model.description(),
         path=root / model.asset,
     )
     with locked_manifest(root) as manifest:
@@ -221,16 +268,25 @@ def check_settings(model: ZooModel, card: dict[str, Any], where: object) -> None
     """DataFormatError unless the card was trained with the plan's settings."""
     training = card.get("training") or {}
     config = training.get("train_config") or {}
-    found = {"preset": training.get("preset"), "steps": config.get("steps"),
-             "batch_size": config.get("batch_size"), "lr": config.get("lr"),
-             "seed": config.get("seed")}
-    wanted = {**{key: model.settings[key] for key in ("preset", "steps", "batch_size", "lr")},
-              "seed": SEED}
+    found = {
+        "preset": training.get("preset"),
+        "steps": config.get("steps"),
+        "batch_size": config.get("batch_size"),
+        "lr": config.get("lr"),
+        "seed": config.get("seed"),
+    }
+    wanted = {
+        **{key: model.settings[key] for key in ("preset", "steps", "batch_size", "lr")},
+        "seed": SEED,
+    }
     if model.method == "diffusion":
         found["prediction"] = card_prediction(card)
         wanted["prediction"] = model.settings.get("prediction", "edm")
-    differ = [f"{key}={found[key]!r} (plan: {wanted[key]!r})"
-              for key in wanted if found[key] != wanted[key]]
+    differ = [
+        f"{key}={found[key]!r} (plan: {wanted[key]!r})"
+        for key in wanted
+        if found[key] != wanted[key]
+    ]
     if card.get("kind") != model.kind or card.get("system") != model.system:
         differ.insert(0, f"a {card.get('system')} {card.get('kind')}")
     if differ:

@@ -108,12 +108,14 @@ class Zoo:
     def emulator(self, system: str, method: str, rate: int | None) -> ZooEntry:
         """The emulator of `system` with `method` at `rate` (None: pixel space)."""
         space = "pixel" if rate is None else "latent"
-        found = self.available(kind="emulator", system=system, method=method, space=space,
-                               rate=rate)
+        found = self.available(
+            kind="emulator", system=system, method=method, space=space, rate=rate
+        )
         if not found:
             options = [e.label for e in self.available(kind="emulator", system=system)]
             raise ParameterError(
-                "emulator", f"{system} {method} {'pixel' if rate is None else rate}",
+                "emulator",
+                f"{system} {method} {'pixel' if rate is None else rate}",
                 f"one of the zoo's: {', '.join(options) or 'none for this system'}",
             )
         return found[0]
@@ -148,8 +150,10 @@ def read_manifest(root: str | os.PathLike[str] | None = None) -> dict[str, dict[
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataFormatError(path, f"not a {FORMAT} manifest")
     if data.get("format_version") != FORMAT_VERSION:
-        raise DataFormatError(path, f"format_version {data.get('format_version')!r}; "
-                                    f"this version reads {FORMAT_VERSION}")
+        raise DataFormatError(
+            path,
+            f"format_version {data.get('format_version')!r}; this version reads {FORMAT_VERSION}",
+        )
     models = data.get("models")
     if not isinstance(models, dict):
         raise DataFormatError(path, "manifest lacks a 'models' mapping")
@@ -201,8 +205,10 @@ def _with_card_fields(entry: ZooEntry) -> tuple[ZooEntry, str | None]:
 def file_problem(entry: ZooEntry) -> str | None:
     """Why the entry's files cannot be trusted, or None when both hashes match."""
     weights, card = model_paths(entry.path)
-    for path, wanted, what in ((card, entry.card_sha256, "card"),
-                               (weights, entry.weights_sha256, "weights")):
+    for path, wanted, what in (
+        (card, entry.card_sha256, "card"),
+        (weights, entry.weights_sha256, "weights"),
+    ):
         if not path.exists():
             return f"{what} file {path.name} is missing"
         if file_sha256(path) != wanted:
@@ -224,15 +230,24 @@ def locked_manifest(root: str | os.PathLike[str] | None = None) -> Iterator[dict
         fcntl.flock(lock, fcntl.LOCK_EX)
         models = read_manifest(root)
         yield models
-        text = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
-                           "models": dict(sorted(models.items()))}, indent=1)
+        text = json.dumps(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "models": dict(sorted(models.items())),
+            },
+            indent=1,
+        )
         with atomic_open(path, "w") as handle:
             handle.write(text + "\n")
 
 
 def _entry(root: Path, name: str, record: Mapping[str, Any]) -> ZooEntry:
-    fields = {key: record[key] for key in ZooEntry.__dataclass_fields__
-              if key not in ("name", "path", "window", "frame_stride")}
+    fields = {
+        key: record[key]
+        for key in ZooEntry.__dataclass_fields__
+        if key not in ("name", "path", "window", "frame_stride")
+    }
     asset = str(fields["asset"])
     if Path(asset).is_absolute() or ".." in Path(asset).parts:
         raise ValueError(f"asset {asset!r} must be a path inside assets/")

@@ -25,8 +25,12 @@ AUTOENCODER_SETTINGS: dict[str, dict[str, Any]] = {
     "rayleigh_benard": {"preset": "small", "steps": 1200, "batch_size": 32, "lr": 2e-3},
     "kolmogorov": {"preset": "small", "steps": 1200, "batch_size": 32, "lr": 2e-3},
 }
-EMULATOR_SETTINGS: dict[str, Any] = {"preset": "compact", "steps": 2000, "batch_size": 32,
-                                     "lr": 1e-3}
+EMULATOR_SETTINGS: dict[str, Any] = {
+    "preset": "compact",
+    "steps": 2000,
+    "batch_size": 32,
+    "lr": 1e-3,
+}
 # The pixel-space diffusion baseline is the dearest model per frame at sampling time;
 # the zoo has it on one system. Its 16x16 patches hold 1024 values per
 # token, more than the compact width of 128, so it predicts the clean data: with the EDM
@@ -67,13 +71,25 @@ class ZooModel:
     def command(self) -> list[str]:
         """The `latentsim` arguments that train this model (without --run-dir/--output)."""
         s = self.settings
-        common = ["--config", s["preset"], "--steps", str(s["steps"]),
-                  "--batch-size", str(s["batch_size"]), "--lr", f"{s['lr']:g}",
-                  "--seed", str(SEED)]
+        common = [
+            "--config",
+            s["preset"],
+            "--steps",
+            str(s["steps"]),
+            "--batch-size",
+            str(s["batch_size"]),
+            "--lr",
+            f"{s['lr']:g}",
+            "--seed",
+            str(SEED),
+        ]
         if self.kind == "autoencoder":
             return ["train-ae", self.system, "--rate", str(self.rate), *common]
-        where = (["--rate", str(self.rate), "--autoencoder", f"assets/{self.autoencoder_asset}"]
-                 if self.space == "latent" else ["--space", "pixel"])
+        where = (
+            ["--rate", str(self.rate), "--autoencoder", f"assets/{self.autoencoder_asset}"]
+            if self.space == "latent"
+            else ["--space", "pixel"]
+        )
         if "prediction" in s:
             where += ["--prediction", s["prediction"]]
         return ["train-emulator", self.system, "--kind", str(self.method), *where, *common]
@@ -85,8 +101,11 @@ class ZooModel:
     def description(self) -> str:
         if self.kind == "autoencoder":
             return f"{self.system} autoencoder at compression {self.rate}"
-        where = f"latent space (autoencoder {self.autoencoder})" if self.space == "latent" \
+        where = (
+            f"latent space (autoencoder {self.autoencoder})"
+            if self.space == "latent"
             else "pixel space (16x16 patches)"
+        )
         return f"{self.system} {self.method} emulator in {where}"
 
 
@@ -103,21 +122,44 @@ def zoo_plan() -> list[ZooModel]:
     models: list[ZooModel] = []
     for system, rates in LADDERS.items():
         for rate in rates:
-            models.append(ZooModel(autoencoder_name(system, rate), "autoencoder", system,
-                                   AUTOENCODER_SETTINGS[system], rate=rate))
+            models.append(
+                ZooModel(
+                    autoencoder_name(system, rate),
+                    "autoencoder",
+                    system,
+                    AUTOENCODER_SETTINGS[system],
+                    rate=rate,
+                )
+            )
         for rate in rates:
             for method in KINDS:
-                models.append(ZooModel(
-                    emulator_name(system, method, rate), "emulator", system, EMULATOR_SETTINGS,
-                    method=method, space="latent", rate=rate,
-                    autoencoder=autoencoder_name(system, rate)))
+                models.append(
+                    ZooModel(
+                        emulator_name(system, method, rate),
+                        "emulator",
+                        system,
+                        EMULATOR_SETTINGS,
+                        method=method,
+                        space="latent",
+                        rate=rate,
+                        autoencoder=autoencoder_name(system, rate),
+                    )
+                )
         pixel_methods = ["deterministic"]
         if system in PIXEL_DIFFUSION_SYSTEMS:
             pixel_methods.append("diffusion")
         for method in pixel_methods:
             settings = PIXEL_DIFFUSION_SETTINGS if method == "diffusion" else EMULATOR_SETTINGS
-            models.append(ZooModel(emulator_name(system, method, None), "emulator", system,
-                                   settings, method=method, space="pixel"))
+            models.append(
+                ZooModel(
+                    emulator_name(system, method, None),
+                    "emulator",
+                    system,
+                    settings,
+                    method=method,
+                    space="pixel",
+                )
+            )
     return models
 
 

@@ -34,53 +34,88 @@ def _publish(root: Path, name: str, asset: str, **fields) -> None:
     stem = root / asset
     with locked_manifest(root) as models:
         models[name] = ZooEntry(
-            name=name, asset=asset, path=stem,
+            name=name,
+            asset=asset,
+            path=stem,
             weights_sha256=file_sha256(stem.with_name(stem.name + ".safetensors")),
             card_sha256=file_sha256(stem.with_name(stem.name + ".json")),
-            command=("train-test", name), description=f"test model {name}", **fields,
+            command=("train-test", name),
+            description=f"test model {name}",
+            **fields,
         ).record()
 
 
 def _autoencoder(root: Path, system: str, latent_channels: int, seed: int) -> tuple[str, int]:
     spec = get_system(system, GRIDS[system]).spec
     channels = spec.channel_names
-    config = AutoencoderConfig(in_channels=len(channels), latent_channels=latent_channels,
-                               widths=(4, 8), blocks_per_level=0,
-                               periodic=(True, system == "kolmogorov"))
+    config = AutoencoderConfig(
+        in_channels=len(channels),
+        latent_channels=latent_channels,
+        widths=(4, 8),
+        blocks_per_level=0,
+        periodic=(True, system == "kolmogorov"),
+    )
     rate = len(channels) * 4 // latent_channels  # x2 spatial factor: 4 cells per latent cell
     torch.manual_seed(seed)
     preprocessing = Preprocessing(channels, (0.0,) * len(channels), (1.0,) * len(channels))
     name = f"{system}-ae{rate}"
-    save_autoencoder(root / "autoencoders", name, Autoencoder(config), preprocessing,
-                     system=system, grid=GRIDS[system], rate=rate)
-    _publish(root, name, f"autoencoders/{name}", kind="autoencoder", system=system,
-             method=None, space=None, rate=rate, autoencoder=None)
+    save_autoencoder(
+        root / "autoencoders",
+        name,
+        Autoencoder(config),
+        preprocessing,
+        system=system,
+        grid=GRIDS[system],
+        rate=rate,
+    )
+    _publish(
+        root,
+        name,
+        f"autoencoders/{name}",
+        kind="autoencoder",
+        system=system,
+        method=None,
+        space=None,
+        rate=rate,
+        autoencoder=None,
+    )
     return name, rate
 
 
-def _emulator(root: Path, system: str, method: str, autoencoder: tuple[str, int] | None,
-              seed: int) -> None:
+def _emulator(
+    root: Path, system: str, method: str, autoencoder: tuple[str, int] | None, seed: int
+) -> None:
     spec = get_system(system, GRIDS[system]).spec
     label_dim = LabelSpec.from_system(spec).dim
     torch.manual_seed(seed)
     if autoencoder is None:
         config = BackboneConfig(**{**BACKBONE.to_dict(), "patch": 4})
-        emulator = build_emulator(method, config, len(spec.channel_names), GRIDS[system],
-                                  label_dim, "pixel")
-        preprocessing = Preprocessing(spec.channel_names, (0.0,) * len(spec.channel_names),
-                                      (1.0,) * len(spec.channel_names))
+        emulator = build_emulator(
+            method, config, len(spec.channel_names), GRIDS[system], label_dim, "pixel"
+        )
+        preprocessing = Preprocessing(
+            spec.channel_names, (0.0,) * len(spec.channel_names), (1.0,) * len(spec.channel_names)
+        )
         name, extra = f"{system}-{method}-pixel", {"preprocessing": preprocessing}
         rate, space = None, "pixel"
     else:
         ae_name, rate = autoencoder
         card = load_model_card(root / "autoencoders" / ae_name)
         shape = card["latent_shape"]
-        emulator = build_emulator(method, BACKBONE, shape[0], tuple(shape[1:]), label_dim,
-                                  "latent")
+        emulator = build_emulator(method, BACKBONE, shape[0], tuple(shape[1:]), label_dim, "latent")
         name, extra, space = f"{system}-{method}-ae{rate}", {"autoencoder": card}, "latent"
     save_emulator(root / "emulators", name, emulator, system=spec, **extra)
-    _publish(root, name, f"emulators/{name}", kind="emulator", system=system, method=method,
-             space=space, rate=rate, autoencoder=None if autoencoder is None else autoencoder[0])
+    _publish(
+        root,
+        name,
+        f"emulators/{name}",
+        kind="emulator",
+        system=system,
+        method=method,
+        space=space,
+        rate=rate,
+        autoencoder=None if autoencoder is None else autoencoder[0],
+    )
 
 
 def build_zoo(root: Path) -> Path:
@@ -94,6 +129,9 @@ def build_zoo(root: Path) -> Path:
     ko6 = _autoencoder(root, "kolmogorov", 2, seed=6)
     _emulator(root, "kolmogorov", "deterministic", ko6, seed=7)
     with locked_manifest(root) as models:  # listed, but its files were never written
-        models[BROKEN] = {**models["rayleigh_benard-diffusion-ae16"],
-                          "asset": "emulators/missing", "rate": 99}
+        models[BROKEN] = {
+            **models["rayleigh_benard-diffusion-ae16"],
+            "asset": "emulators/missing",
+            "rate": 99,
+        }
     return root

@@ -60,8 +60,9 @@ def open_app(page: Page, url: str, query: dict[str, str] | None = None) -> None:
 
 def expect_done(page: Page, label: str = "", timeout_ms: int = TIMEOUT_MS) -> None:
     """Wait for the run to finish (status "done: <n> frames of <label>…")."""
-    expect(status(page)).to_have_text(re.compile(r"^done: \d+ frames of " + re.escape(label)),
-                                      timeout=timeout_ms)
+    expect(status(page)).to_have_text(
+        re.compile(r"^done: \d+ frames of " + re.escape(label)), timeout=timeout_ms
+    )
 
 
 def recorded(page: Page, cls: str) -> list[str]:
@@ -78,10 +79,13 @@ def wait_figure(page: Page, title_prefix: str, points: int) -> list[list[float]]
     try:
         page.wait_for_function(
             f"prefix => ({FIGURE_DATA_JS})(prefix).some(v => v.length === {points})",
-            arg=title_prefix, timeout=TIMEOUT_MS)
+            arg=title_prefix,
+            timeout=TIMEOUT_MS,
+        )
     except TimeoutError as err:
-        raise AssertionError(f"figure {title_prefix!r} never held {points} values: "
-                             f"{figure_data(page, title_prefix)}") from err
+        raise AssertionError(
+            f"figure {title_prefix!r} never held {points} values: {figure_data(page, title_prefix)}"
+        ) from err
     return figure_data(page, title_prefix)
 
 
@@ -100,7 +104,9 @@ def wait_query(page: Page, **expected: str) -> None:
     page.wait_for_function(
         """expected => { const query = new URLSearchParams(location.search);
              return Object.entries(expected).every(([k, v]) => query.get(k) === v); }""",
-        arg=expected, timeout=TIMEOUT_MS)
+        arg=expected,
+        timeout=TIMEOUT_MS,
+    )
 
 
 def selected(page: Page, css: str) -> str:
@@ -137,8 +143,11 @@ def select_and_run(page: Page, cls: str, label: str, timeout_s: float = 30.0) ->
 
 def wait_final(page: Page, timeout_s: float) -> str:
     """Wait for this run's final status ("done…", "cancelled…", "failed…")."""
-    page.wait_for_function("() => window.lsLog.some(e => e[1] === 'ls-status' && "
-                           "/^(done|cancelled|failed)/.test(e[2]))", timeout=timeout_s * 1000)
+    page.wait_for_function(
+        "() => window.lsLog.some(e => e[1] === 'ls-status' && "
+        "/^(done|cancelled|failed)/.test(e[2]))",
+        timeout=timeout_s * 1000,
+    )
     return wait_status(page, "", 1)
 
 

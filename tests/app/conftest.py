@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from app_zoo import build_zoo
+from playwright.sync_api import sync_playwright
 
 from engine.zoo import Zoo, load_zoo
+from tools.app_bench import CHROMIUM, launch_chromium
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +20,17 @@ def zoo_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_zoo(zoo_root) -> Zoo:
     return load_zoo(zoo_root)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless chromium through playwright's sync API, one per test module."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"the browser tests need Debian's chromium at {CHROMIUM} (`make test` "
+            "installs it: apt-get install chromium; or set LATENTSIM_CHROMIUM)"
+        )
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

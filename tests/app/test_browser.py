@@ -38,9 +38,9 @@ from browser_helpers import (
     wait_figure,
     wait_query,
 )
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tools.app_bench import CHROMIUM, VIEWPORT, launch_chromium, main_view_screenshot, serve_app
+from tools.app_bench import VIEWPORT, main_view_screenshot, serve_app
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +48,6 @@ def app_url(zoo_root, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "panel-serve.log"
     with serve_app(zoo_root, log=log) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"the browser tests need Debian's chromium at {CHROMIUM} (`make test` "
-                    "installs it: apt-get install chromium; or set LATENTSIM_CHROMIUM)")
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -81,8 +70,7 @@ def test_the_first_rollout_appears_without_user_action(page: Page, app_url, tmp_
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     open_app(page, app_url)
-    expect(caption(page)).to_have_text(re.compile(r"predicted so far: [1-9]"),
-                                       timeout=TIMEOUT_MS)
+    expect(caption(page)).to_have_text(re.compile(r"predicted so far: [1-9]"), timeout=TIMEOUT_MS)
     expect_done(page, "diffusion, latent ×8, ab 16 steps")
     expect(caption(page)).to_contain_text("lead 40 of 40")
     mean = figure_data(page, "Ensemble mean (8 members)")
@@ -90,8 +78,11 @@ def test_the_first_rollout_appears_without_user_action(page: Page, app_url, tmp_
     assert np.ptp(mean[0]) > 0
     assert figure_data(page, "Ground truth (solver), frame 40")
     # Offline-safe: the page needs nothing but the app's own server.
-    outside = [url for url in requests if not url.startswith(app_url.rsplit("/", 1)[0])
-               and not url.startswith(("data:", "blob:"))]
+    outside = [
+        url
+        for url in requests
+        if not url.startswith(app_url.rsplit("/", 1)[0]) and not url.startswith(("data:", "blob:"))
+    ]
     assert outside == []
     shots = [tmp_path / "app.png"]
     if os.environ.get("LATENTSIM_SCREENSHOT"):
@@ -119,7 +110,8 @@ def test_changed_system_rate_and_sampler_run_stream_frames_and_scores(page: Page
     # Run in the same turn as the sampler change, while it is still pending on the
     # server: the click must still start a job, with the new sampler.
     assert select_and_run(page, "ls-sampler", "ddim") == (
-        "done: 6 frames of diffusion, latent ×16, ddim 2 steps")
+        "done: 6 frames of diffusion, latent ×16, ddim 2 steps"
+    )
     # Streamed: frames came block by block (2 per emulator call), each shown on arrival.
     statuses = recorded(page, "ls-status")
     assert frames_of(statuses, r"ddim 2 steps: (\d+)/6 frames")[:3] == [2, 4, 6], statuses
@@ -134,10 +126,16 @@ def test_changed_system_rate_and_sampler_run_stream_frames_and_scores(page: Page
     expect(page.locator(".ls-view-member")).to_be_hidden()  # mosaic mode
 
     click_tab(page, "Diagnostics")
-    expect(page.locator(".ls-diagnostics-note div").first).to_contain_text("buoyancy",
-                                                                           timeout=TIMEOUT_MS)
-    for hook in ("ls-metric-vrmse", "ls-metric-ssr", "ls-metric-crps", "ls-spectrum",
-                 "ls-rank-histogram"):
+    expect(page.locator(".ls-diagnostics-note div").first).to_contain_text(
+        "buoyancy", timeout=TIMEOUT_MS
+    )
+    for hook in (
+        "ls-metric-vrmse",
+        "ls-metric-ssr",
+        "ls-metric-crps",
+        "ls-spectrum",
+        "ls-rank-histogram",
+    ):
         expect(page.locator(f".{hook}")).to_be_visible()
     for title in ("VRMSE of the ensemble mean", "CRPS", "Spread–skill ratio"):
         lines = wait_figure(page, title, 6)
@@ -153,8 +151,9 @@ def test_cancel_stops_a_running_rollout(page: Page, app_url):
     expect(status(page)).to_have_text(re.compile(r"frames"), timeout=TIMEOUT_MS)
     expect(page.locator(".ls-cancel button")).to_be_enabled()
     page.locator(".ls-cancel button").click()
-    expect(status(page)).to_have_text(re.compile(r"^cancelled after \d+ frames"),
-                                      timeout=TIMEOUT_MS)
+    expect(status(page)).to_have_text(
+        re.compile(r"^cancelled after \d+ frames"), timeout=TIMEOUT_MS
+    )
     kept = int(re.search(r"after (\d+)", status(page).inner_text()).group(1))
     assert 0 < kept < 40
     expect(page.locator(".ls-cancel button")).to_be_disabled()
@@ -178,7 +177,11 @@ def test_rollout_and_truth_download_as_netcdf(page: Page, app_url, tmp_path):
         assert set(rollout.data_vars) == {"buoyancy", "pressure", "velocity_x", "velocity_y"}
         attrs = rollout.attrs
         assert (attrs["seed"], attrs["sampler"], attrs["steps"], attrs["members"]) == (
-            3, "euler", 2, 3)
+            3,
+            "euler",
+            2,
+            3,
+        )
         assert attrs["complete"] == 1 and attrs["horizon"] == 6
         assert np.isfinite(rollout["buoyancy"].values).all()
 

@@ -55,7 +55,14 @@ def test_the_page_has_one_template_with_the_explorer(app):
     assert isinstance(app.__panel__(), pn.template.BootstrapTemplate)
     assert app.template.title == "latentsim"
     assert [name for name in app.tabs._names] == [
-        "Fields", "Diagnostics", "Compare", "Latents", "Share", "Systems & models"]
+        "Fields",
+        "Diagnostics",
+        "Compare",
+        "Latents",
+        "Share",
+        "Lessons",
+        "Systems & models",
+    ]
     # menus from the zoo; the unusable model is listed with its reason
     assert app.controls.rate.options == {"latent ×8": 8, "latent ×16": 16, "pixel space": "pixel"}
     assert "`rayleigh_benard-diffusion-ae99`: card file" in app.zoo_pane.object
@@ -119,7 +126,8 @@ def test_downloads_are_netcdf_of_the_engine_datasets(app):
     truth = xarray.open_dataset(app.share._truth(), engine="h5netcdf")
     assert truth.sizes["time"] == 7 and truth.attrs["seed"] == 0
     np.testing.assert_array_equal(
-        truth["buoyancy"].values, app.store.truth.dataset()["buoyancy"].values)
+        truth["buoyancy"].values, app.store.truth.dataset()["buoyancy"].values
+    )
     assert app.share.download_rollout.filename == "rayleigh_benard-diffusion-ae8-seed0-rollout.nc"
 
 

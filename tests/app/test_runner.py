@@ -45,8 +45,7 @@ def wait_for_worker() -> None:
 def test_a_job_streams_blocks_and_scores_them_like_the_engine(tiny_zoo, request_for):
     store = RunStore()
     seen = []
-    store.param.watch(lambda _: seen.append(store.main.ready if store.main else None),
-                      "revision")
+    store.param.watch(lambda _: seen.append(store.main.ready if store.main else None), "revision")
     runner = Runner(store, zoo=lambda: tiny_zoo)
     run(runner, request_for())
 
@@ -133,9 +132,16 @@ class NaNAfter(torch.nn.Module):
 def test_a_diverging_rollout_is_reported_and_its_valid_frames_kept(tiny_zoo, request_for):
     request = request_for()
     real = load_pipeline(tiny_zoo, request.main.emulator)
-    poisoned = Pipeline(real.spec, real.preprocessing, NaNAfter(real.emulator, call=2),
-                        real.autoencoder, "cpu", label_spec=real.label_spec,
-                        frame_stride=real.frame_stride, cards=real.cards)
+    poisoned = Pipeline(
+        real.spec,
+        real.preprocessing,
+        NaNAfter(real.emulator, call=2),
+        real.autoencoder,
+        "cpu",
+        label_spec=real.label_spec,
+        frame_stride=real.frame_stride,
+        cards=real.cards,
+    )
 
     def loader(zoo, name):
         return poisoned if name == request.main.emulator else load_pipeline(zoo, name)
@@ -155,15 +161,15 @@ def test_a_diverging_rollout_is_reported_and_its_valid_frames_kept(tiny_zoo, req
 def test_an_unknown_model_fails_the_job_with_a_notification(tiny_zoo, request_for):
     request = request_for()
     broken = dataclasses.replace(
-        request, series=(dataclasses.replace(request.main, emulator="no-such-model"),))
+        request, series=(dataclasses.replace(request.main, emulator="no-such-model"),)
+    )
     store = RunStore()
     run(Runner(store, zoo=lambda: tiny_zoo), broken)
     assert store.notice[0] == "error" and "no-such-model" in store.notice[1]
     assert store.status.startswith("failed") and not store.running
 
 
-def test_a_failing_solver_fails_the_job_with_a_notification(tiny_zoo, request_for,
-                                                            monkeypatch):
+def test_a_failing_solver_fails_the_job_with_a_notification(tiny_zoo, request_for, monkeypatch):
     def diverging_solver(*_, **__):
         raise SolverDivergedError("rayleigh_benard", 0, {"Rayleigh": 1e7}, 3.5, "NaN in b")
 

@@ -23,7 +23,9 @@ def test_panel_serve_app_answers_with_the_page():
     panel = Path(sys.executable).with_name("panel")
     server = subprocess.Popen(
         [str(panel), "serve", "app", "--port", str(port), "--address", "127.0.0.1"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60

@@ -72,16 +72,38 @@ def test_rate_without_the_kind_falls_back_to_an_available_kind(state):
 
 def test_a_good_query_reproduces_the_state(state):
     other = ExplorerState(state.menus)
-    state.param.update(rate=16, members=4, seed=7, horizon=12, field="pressure",
-                       compare="samplers", compare_samplers=["ddim/8", "heun/4"], mosaic=False,
-                       member=2, reference=False)
+    state.param.update(
+        rate=16,
+        members=4,
+        seed=7,
+        horizon=12,
+        field="pressure",
+        compare="samplers",
+        compare_samplers=["ddim/8", "heun/4"],
+        mosaic=False,
+        member=2,
+        reference=False,
+    )
     assert state.set_condition("Rayleigh", 2e6) is None
     query = state.to_query()
     assert query["rate"] == "16" and query["Rayleigh"] == "2e+06"
     assert query["compare_samplers"] == '["ddim/8", "heun/4"]' and query["mosaic"] == "False"
     assert other.apply_query(query) == []
-    for name in ("system", "rate", "kind", "members", "seed", "horizon", "field", "compare",
-                 "compare_samplers", "mosaic", "member", "reference", "conditions"):
+    for name in (
+        "system",
+        "rate",
+        "kind",
+        "members",
+        "seed",
+        "horizon",
+        "field",
+        "compare",
+        "compare_samplers",
+        "mosaic",
+        "member",
+        "reference",
+        "conditions",
+    ):
         assert getattr(other, name) == getattr(state, name), name
     assert other.apply_query({"compare_samplers": "ab/4,euler/8"}) == []
     assert other.compare_samplers == ["ab/4", "euler/8"]
@@ -106,10 +128,18 @@ def test_query_values_parsed_by_panel_are_accepted(state):
         ({"sampler": "rk45"}, "sampler", "ab", "rk45"),
         ({"field": "temperature"}, "field", "buoyancy", "temperature"),
         ({"mosaic": "maybe"}, "mosaic", True, "maybe"),
-        ({"compare_samplers": "rk45/4"}, "compare_samplers", list(DEFAULT_COMPARE_SAMPLERS),
-         "rk45/4"),
-        ({"compare_samplers": "[broken"}, "compare_samplers", list(DEFAULT_COMPARE_SAMPLERS),
-         "broken"),
+        (
+            {"compare_samplers": "rk45/4"},
+            "compare_samplers",
+            list(DEFAULT_COMPARE_SAMPLERS),
+            "rk45/4",
+        ),
+        (
+            {"compare_samplers": "[broken"},
+            "compare_samplers",
+            list(DEFAULT_COMPARE_SAMPLERS),
+            "broken",
+        ),
     ],
 )
 def test_bad_query_values_are_reported_and_leave_a_sane_state(state, query, name, kept, says):
@@ -134,9 +164,16 @@ def test_request_has_the_main_series_and_the_other_kind(state):
     assert notes == []
     main, reference = request.series
     assert (main.emulator, main.members, main.sampler, main.steps) == (
-        "rayleigh_benard-diffusion-ae8", 3, "euler", 2)
+        "rayleigh_benard-diffusion-ae8",
+        3,
+        "euler",
+        2,
+    )
     assert (reference.key, reference.emulator, reference.members) == (
-        "reference", "rayleigh_benard-deterministic-ae8", 1)
+        "reference",
+        "rayleigh_benard-deterministic-ae8",
+        1,
+    )
     assert (request.horizon, request.context, request.seed) == (6, 1, 0)
     state.reference = False
     assert len(state.request()[0].series) == 1
@@ -147,12 +184,15 @@ def test_rate_comparison_rows_reuse_the_main_run(state):
     request, _ = state.request()
     assert request.compare_keys == ("main", "rate:16")  # no pixel-space diffusion model
     assert [s.emulator for s in request.series] == [
-        "rayleigh_benard-diffusion-ae8", "rayleigh_benard-diffusion-ae16"]
+        "rayleigh_benard-diffusion-ae8",
+        "rayleigh_benard-diffusion-ae16",
+    ]
 
 
 def test_sampler_comparison_rows(state):
-    state.param.update(compare="samplers", compare_samplers=["ab/16", "ddim/8", "heun/4"],
-                       reference=False)
+    state.param.update(
+        compare="samplers", compare_samplers=["ab/16", "ddim/8", "heun/4"], reference=False
+    )
     request, _ = state.request()
     assert request.compare_keys == ("main", "sampler:ddim/8", "sampler:heun/4")
     assert [(s.sampler, s.steps) for s in request.series[1:]] == [("ddim", 8), ("heun", 4)]

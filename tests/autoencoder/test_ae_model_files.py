@@ -203,8 +203,12 @@ def test_save_refuses_bad_input(tmp_path):
 
 def test_half_precision_copy_loads_as_float32_within_rounding(tmp_path):
     path, model, _ = _saved(tmp_path)
-    half = copy_model(path, tmp_path / "half" / "kolmogorov_192", storage_dtype="float16",
-                      extra={"note": "shipped"})
+    half = copy_model(
+        path,
+        tmp_path / "half" / "kolmogorov_192",
+        storage_dtype="float16",
+        extra={"note": "shipped"},
+    )
     card = load_model_card(half)
     assert card["weights"]["dtype"] == "float16" and card["note"] == "shipped"
     assert card["weights"]["bytes"] < 0.6 * load_model_card(path)["weights"]["bytes"]

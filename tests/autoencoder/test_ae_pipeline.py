@@ -36,8 +36,16 @@ def data_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(data_root, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("run")
-    card = train_autoencoder("kolmogorov", 192, data_root=data_root, run_dir=run_dir,
-                             steps=STEPS, batch_size=8, device="cpu", progress=False)
+    card = train_autoencoder(
+        "kolmogorov",
+        192,
+        data_root=data_root,
+        run_dir=run_dir,
+        steps=STEPS,
+        batch_size=8,
+        device="cpu",
+        progress=False,
+    )
     return card
 
 
@@ -57,14 +65,34 @@ def test_card_records_training_data_hardware_and_test_metrics(trained):
 
 def test_training_resumes_instead_of_restarting(data_root, trained):
     with pytest.raises(Exception, match="resume"):
-        train_autoencoder("kolmogorov", 192, data_root=data_root, run_dir=trained.parent,
-                          steps=STEPS, batch_size=8, device="cpu", progress=False)
+        train_autoencoder(
+            "kolmogorov",
+            192,
+            data_root=data_root,
+            run_dir=trained.parent,
+            steps=STEPS,
+            batch_size=8,
+            device="cpu",
+            progress=False,
+        )
 
 
 def test_evaluate_ae_cli_reproduces_the_card(trained, data_root, capsys, tmp_path):
     out, table = tmp_path / "scores.json", tmp_path / "table.md"
-    code = main(["evaluate-ae", str(trained), "--data", str(data_root), "--device", "cpu",
-                 "--output", str(out), "--markdown", str(table)])
+    code = main(
+        [
+            "evaluate-ae",
+            str(trained),
+            "--data",
+            str(data_root),
+            "--device",
+            "cpu",
+            "--output",
+            str(out),
+            "--markdown",
+            str(table),
+        ]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["parameters"]["total"] > 0 and printed["training"]["steps"] == STEPS
@@ -114,8 +142,15 @@ def test_a_stale_cache_is_rebuilt(trained, data_root):
 
 def test_unreachable_rate_lists_the_reachable_ones(data_root, tmp_path):
     with pytest.raises(ParameterError, match=r"rate=100.*48"):
-        train_autoencoder("kolmogorov", 100, data_root=data_root, run_dir=tmp_path, steps=1,
-                          device="cpu", progress=False)
+        train_autoencoder(
+            "kolmogorov",
+            100,
+            data_root=data_root,
+            run_dir=tmp_path,
+            steps=1,
+            device="cpu",
+            progress=False,
+        )
 
 
 def test_missing_dataset_says_how_to_make_it(tmp_path, capsys):
@@ -132,8 +167,15 @@ def test_nan_in_the_data_is_refused(data_root, tmp_path):
     with h5py.File(train_file, "r+") as handle:
         handle["t0_fields/vorticity"][0, 0, 0, 0] = np.nan
     with pytest.raises(DataFormatError, match="NaN"):
-        train_autoencoder("kolmogorov", 48, data_root=tmp_path, run_dir=tmp_path / "run",
-                          steps=1, device="cpu", progress=False)
+        train_autoencoder(
+            "kolmogorov",
+            48,
+            data_root=tmp_path,
+            run_dir=tmp_path / "run",
+            steps=1,
+            device="cpu",
+            progress=False,
+        )
 
 
 def test_another_systems_autoencoder_cannot_encode(trained, tmp_path):

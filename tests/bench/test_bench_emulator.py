@@ -17,8 +17,14 @@ from engine.errors import ParameterError, UnknownNameError
 
 TINY = {"width": 32, "depth": 1, "heads": 2, "cond_dim": 32}
 ROW_KEYS = {
-    "members", "nfe_per_call", "nfe_per_frame", "seconds_per_call", "seconds_per_member_frame",
-    "gflop_per_member_frame", "achieved_gflop_per_s", "fraction_of_matmul_peak",
+    "members",
+    "nfe_per_call",
+    "nfe_per_frame",
+    "seconds_per_call",
+    "seconds_per_member_frame",
+    "gflop_per_member_frame",
+    "achieved_gflop_per_s",
+    "fraction_of_matmul_peak",
 }
 
 
@@ -48,19 +54,27 @@ def linear_and_attention_flops(kind: str, patch: int, channels: int, grid) -> in
 
 def test_bench_emulator_reports_costs_per_frame():
     result = bench.bench_emulator(
-        samplers=("ab", "heun"), steps=(2,), members=(1, 2), repeats=1,
-        backbone_overrides=TINY, compare_members=2, matmul_size=128,
+        samplers=("ab", "heun"),
+        steps=(2,),
+        members=(1, 2),
+        repeats=1,
+        backbone_overrides=TINY,
+        compare_members=2,
+        matmul_size=128,
     )
     json.dumps(result, allow_nan=False)
     assert result["benchmark"] == "emulator" and "weights" in result["note"]
     assert result["backbone"]["width"] == 32 and result["context_frames"] == 1
     assert result["matmul_peak"]["gflop_per_s"] > 0 and len(result["load_average"]) == 3
     (entry,) = result["results"]
-    assert (entry["system"], entry["rate"], entry["latent_shape"]) == ("kolmogorov", 48,
-                                                                       [16, 4, 4])
+    assert (entry["system"], entry["rate"], entry["latent_shape"]) == ("kolmogorov", 48, [16, 4, 4])
     assert entry["tokens_per_window"] == 80
     assert [(r["sampler"], r["steps"], r["members"]) for r in entry["diffusion"]] == [
-        ("ab", 2, 1), ("heun", 2, 1), ("ab", 2, 2), ("heun", 2, 2)]
+        ("ab", 2, 1),
+        ("heun", 2, 1),
+        ("ab", 2, 2),
+        ("heun", 2, 2),
+    ]
     latent_flops = linear_and_attention_flops("diffusion", 1, 16, (4, 4))
     for row in entry["diffusion"]:
         assert set(row) == ROW_KEYS | {"sampler", "steps"}
@@ -77,27 +91,47 @@ def test_bench_emulator_reports_costs_per_frame():
     compared = entry["latent_vs_pixel"]
     # The first sampler at the largest step count, reusing that row of the latent table.
     assert (compared["sampler"], compared["steps"], compared["members"]) == ("ab", 2, 2)
-    assert compared["latent"] == {k: v for k, v in entry["diffusion"][2].items()
-                                  if k not in ("sampler", "steps")}
+    assert compared["latent"] == {
+        k: v for k, v in entry["diffusion"][2].items() if k not in ("sampler", "steps")
+    }
     # The paper's 16-pixel patches: as many tokens per frame as the x16 latent grid.
     assert compared["patch"] == 16 and compared["pixel_tokens_per_window"] == 5 * 4 * 4
     pixel_flops = linear_and_attention_flops("diffusion", 16, 3, (64, 64))
     assert compared["pixel"]["gflop_per_member_frame"] == pytest.approx(
-        pixel_flops * 2 / 4 / 1e9, rel=1e-9)
+        pixel_flops * 2 / 4 / 1e9, rel=1e-9
+    )
     assert compared["decode_seconds_per_frame"] > 0 and compared["decode_gflop_per_frame"] > 0
     latent = compared["latent_seconds_per_member_frame_with_decoding"]
     assert latent == pytest.approx(
-        compared["latent"]["seconds_per_member_frame"] + compared["decode_seconds_per_frame"])
+        compared["latent"]["seconds_per_member_frame"] + compared["decode_seconds_per_frame"]
+    )
     assert compared["pixel_over_latent_time"] == pytest.approx(
-        compared["pixel"]["seconds_per_member_frame"] / latent)
+        compared["pixel"]["seconds_per_member_frame"] / latent
+    )
 
 
 def test_cli_bench_emulator_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(PRESETS, "compact", TINY)
     monkeypatch.setattr(bench, "MATMUL_SIZE", 128)
     out = tmp_path / "bench.json"
-    code = main(["bench", "emulator", "--members", "1", "--steps", "2", "--samplers", "euler",
-                 "--repeats", "1", "--threads", "1", "--output", str(out)])
+    code = main(
+        [
+            "bench",
+            "emulator",
+            "--members",
+            "1",
+            "--steps",
+            "2",
+            "--samplers",
+            "euler",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(out.read_text()) == printed

@@ -249,8 +249,11 @@ class SubspaceNetwork(nn.Module):
         x_t = x_in * torch.sqrt(1 + sigma**2)
         posterior_mean = x_t / (1 + sigma**2)  # E[x | x_t] for x ~ N(0, 1)
         _, c_out, c_skip = edm_coefficients(sigma)
-        wanted = posterior_mean if self.prediction == "data" else (
-            (posterior_mean - c_skip * x_t) / c_out)
+        wanted = (
+            posterior_mean
+            if self.prediction == "data"
+            else ((posterior_mean - c_skip * x_t) / c_out)
+        )
         out = torch.zeros_like(x_in)
         out[:, : self.rank] = wanted[:, : self.rank]
         return out
@@ -265,11 +268,15 @@ def test_data_prediction_returns_the_network_output_and_floors_the_loss_weight()
     # Loss: (0.5 − x)² / max(v, 0.01); at σ = 0.05, v = 0.0025/1.0025 < 0.01 is floored.
     x = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
     for sigma, weight in ((2.0, 5.0 / 4.0), (0.05, 1 / 0.01)):
-        loss = diffusion_loss(Denoiser(Recorder(0.5), prediction="data"), x,
-                              sigmas=torch.tensor([sigma], dtype=torch.float64),
-                              generator=torch.Generator().manual_seed(0))
-        torch.testing.assert_close(loss, torch.tensor((0.25 + 0.25) / 2 * weight,
-                                                      dtype=torch.float64))
+        loss = diffusion_loss(
+            Denoiser(Recorder(0.5), prediction="data"),
+            x,
+            sigmas=torch.tensor([sigma], dtype=torch.float64),
+            generator=torch.Generator().manual_seed(0),
+        )
+        torch.testing.assert_close(
+            loss, torch.tensor((0.25 + 0.25) / 2 * weight, dtype=torch.float64)
+        )
 
 
 def test_unknown_prediction_is_refused_with_the_choices():
@@ -290,8 +297,9 @@ def test_unreachable_directions_keep_unit_noise_with_the_edm_skip(prediction, ex
     denoiser = Denoiser(SubspaceNetwork(rank, prediction), prediction=prediction)
     sampler = get_sampler("ab", steps=16, order=3)
     generator = torch.Generator().manual_seed(0)
-    x1 = sampler.schedule.sigma_max * torch.randn(64, data_dims, generator=generator,
-                                                   dtype=torch.float64)
+    x1 = sampler.schedule.sigma_max * torch.randn(
+        64, data_dims, generator=generator, dtype=torch.float64
+    )
     x = denoiser.sample(sampler, x1, generator=generator)
     assert x[:, :rank].std().item() == pytest.approx(1.0, rel=0.1)  # the data's law
     assert x[:, rank:].std().item() == pytest.approx(expected_std, rel=0.1)  # data: 0

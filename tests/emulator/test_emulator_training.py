@@ -130,31 +130,50 @@ TRAIN, VALID, TEST, FRAMES = 3, 2, 2, 8
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
-    generate_dataset("kolmogorov", root, TRAIN, VALID, TEST, n_frames=FRAMES, batch_size=4,
-                     progress=False)
+    generate_dataset(
+        "kolmogorov", root, TRAIN, VALID, TEST, n_frames=FRAMES, batch_size=4, progress=False
+    )
     return root
 
 
 @pytest.fixture(scope="module")
 def autoencoder(data_root, tmp_path_factory) -> Path:
     """Stem of a rate-192 autoencoder's model files."""
-    card = train_autoencoder("kolmogorov", 192, data_root=data_root,
-                             run_dir=tmp_path_factory.mktemp("ae"), steps=4, batch_size=4,
-                             device="cpu", progress=False)
+    card = train_autoencoder(
+        "kolmogorov",
+        192,
+        data_root=data_root,
+        run_dir=tmp_path_factory.mktemp("ae"),
+        steps=4,
+        batch_size=4,
+        device="cpu",
+        progress=False,
+    )
     return card.with_suffix("")
 
 
 def _train_emulator(kind, data_root, run_dir, autoencoder=None, rate=192, **options):
     options = {"backbone_overrides": TINY_BACKBONE, "test_rollouts": FAST_TEST, **options}
-    return train_emulator("kolmogorov", rate, kind=kind, data_root=data_root, run_dir=run_dir,
-                          autoencoder=autoencoder, steps=STEPS, batch_size=8, device="cpu",
-                          progress=False, **options)
+    return train_emulator(
+        "kolmogorov",
+        rate,
+        kind=kind,
+        data_root=data_root,
+        run_dir=run_dir,
+        autoencoder=autoencoder,
+        steps=STEPS,
+        batch_size=8,
+        device="cpu",
+        progress=False,
+        **options,
+    )
 
 
 @pytest.fixture(scope="module", params=["diffusion", "deterministic"])
 def trained(request, data_root, autoencoder, tmp_path_factory) -> Path:
-    return _train_emulator(request.param, data_root, tmp_path_factory.mktemp(request.param),
-                           autoencoder)
+    return _train_emulator(
+        request.param, data_root, tmp_path_factory.mktemp(request.param), autoencoder
+    )
 
 
 def _vrmse(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -167,10 +186,17 @@ def test_card_records_the_pairing_the_run_and_the_test_scores(trained, autoencod
     card = json.loads(trained.read_text())
     kind = card["method"]
     weights = model_paths(autoencoder)[0].read_bytes()
-    assert card["autoencoder"] == {"sha256": hashlib.sha256(weights).hexdigest(), "rate": 192,
-                                   "latent_shape": [4, 4, 4]}
+    assert card["autoencoder"] == {
+        "sha256": hashlib.sha256(weights).hexdigest(),
+        "rate": 192,
+        "latent_shape": [4, 4, 4],
+    }
     assert (card["system"], card["space"], card["rate"], card["frame_stride"]) == (
-        "kolmogorov", "latent", 192, 1)
+        "kolmogorov",
+        "latent",
+        192,
+        1,
+    )
     assert card["backbone"]["width"] == 32 and card["backbone"]["patch"] == 1
     training = card["training"]
     assert training["steps"] == STEPS and training["preset"] == "small"
@@ -201,8 +227,12 @@ def test_card_scores_match_a_rollout_of_the_saved_files(trained, autoencoder, da
     settings = metrics["rollout"]
     pipeline = Pipeline.load(trained, autoencoder, "cpu")
     arrays = load_array(data_root / "kolmogorov", "test")
-    config = RolloutConfig(members=settings["members"], horizon=settings["horizon"],
-                           steps=settings["steps"], sampler_options={"order": 3})
+    config = RolloutConfig(
+        members=settings["members"],
+        horizon=settings["horizon"],
+        steps=settings["steps"],
+        sampler_options={"order": 3},
+    )
     model_scores, persistence = [], []
     for index in range(TEST):
         fields = arrays.fields[index]
@@ -211,22 +241,23 @@ def test_card_scores_match_a_rollout_of_the_saved_files(trained, autoencoder, da
         members = np.stack([prediction[n].values for n in pipeline.spec.channel_names], axis=2)
         model_scores.append(_vrmse(members.mean(axis=0), fields[1:]))
         persistence.append(_vrmse(np.broadcast_to(fields[:1], fields[1:].shape), fields[1:]))
-    np.testing.assert_allclose(metrics["vrmse_by_lead"], np.mean(model_scores, axis=(0, 2)),
-                               rtol=1e-4)
-    np.testing.assert_allclose(metrics["persistence_vrmse_by_lead"],
-                               np.mean(persistence, axis=(0, 2)), rtol=1e-4)
+    np.testing.assert_allclose(
+        metrics["vrmse_by_lead"], np.mean(model_scores, axis=(0, 2)), rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        metrics["persistence_vrmse_by_lead"], np.mean(persistence, axis=(0, 2)), rtol=1e-4
+    )
 
 
-def test_latents_and_labels_come_from_the_cache_and_the_recorded_reynolds(
-    data_root, autoencoder
-):
+def test_latents_and_labels_come_from_the_cache_and_the_recorded_reynolds(data_root, autoencoder):
     dataset = data_root / "kolmogorov"
     card = check_autoencoder(autoencoder, "kolmogorov", 192)
     space = latent_space(get_system("kolmogorov"), dataset, autoencoder, card, "cpu")
     model, preprocessing, _ = load_autoencoder(autoencoder, device="cpu")
     arrays = load_array(dataset, "train")
-    np.testing.assert_allclose(space.train.numpy(),
-                               encode_frames(model, preprocessing, arrays.fields), atol=1e-6)
+    np.testing.assert_allclose(
+        space.train.numpy(), encode_frames(model, preprocessing, arrays.fields), atol=1e-6
+    )
     # Re in [100, 500] on a log scale maps to [-1, 1].
     reynolds = arrays.parameters["Reynolds"]
     expected = 2 * (np.log10(reynolds) - 2) / np.log10(5) - 1
@@ -265,14 +296,30 @@ def test_an_autoencoder_of_another_rate_or_system_is_refused(data_root, autoenco
 def test_bad_input_names_the_value_and_the_valid_ones(data_root, tmp_path, options, message):
     arguments = {"kind": "diffusion", "rate": 192, **options}
     with pytest.raises(ParameterError, match=message):
-        train_emulator("kolmogorov", arguments.pop("rate"), data_root=data_root,
-                       run_dir=tmp_path, device="cpu", progress=False, **arguments)
+        train_emulator(
+            "kolmogorov",
+            arguments.pop("rate"),
+            data_root=data_root,
+            run_dir=tmp_path,
+            device="cpu",
+            progress=False,
+            **arguments,
+        )
 
 
-def test_missing_dataset_and_autoencoder_say_how_to_make_them(data_root, tmp_path, capsys,
-                                                              monkeypatch):
-    command = ["train-emulator", "kolmogorov", "--rate", "48", "--kind", "diffusion",
-               "--run-dir", str(tmp_path / "run")]
+def test_missing_dataset_and_autoencoder_say_how_to_make_them(
+    data_root, tmp_path, capsys, monkeypatch
+):
+    command = [
+        "train-emulator",
+        "kolmogorov",
+        "--rate",
+        "48",
+        "--kind",
+        "diffusion",
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
     assert main([*command, "--data", str(tmp_path)]) == 2
     assert "latentsim generate kolmogorov" in capsys.readouterr().err
     monkeypatch.setenv("LATENTSIM_ASSETS", str(tmp_path / "assets"))
@@ -287,8 +334,7 @@ def test_resume_continues_exactly_and_a_used_run_dir_needs_it(
 ):
     """Checkpoints at steps 3 and 6; losing the last one (a run killed after step 3) and
     resuming gives bitwise the same weights, hence the same card scores."""
-    monkeypatch.setitem(RECIPES, "small", dataclasses.replace(RECIPES["small"],
-                                                              checkpoint_every=3))
+    monkeypatch.setitem(RECIPES, "small", dataclasses.replace(RECIPES["small"], checkpoint_every=3))
     run_dir = tmp_path / "run"
     first = json.loads(_train_emulator("diffusion", data_root, run_dir, autoencoder).read_text())
     with pytest.raises(LatentsimError, match="resume"):
@@ -300,15 +346,26 @@ def test_resume_continues_exactly_and_a_used_run_dir_needs_it(
     second = json.loads(again.read_text())
     assert second["weights"]["sha256"] == first["weights"]["sha256"]
     assert second["training"]["steps"] == STEPS
-    assert (second["training"]["test_metrics"]["vrmse_by_lead"]
-            == first["training"]["test_metrics"]["vrmse_by_lead"])
+    assert (
+        second["training"]["test_metrics"]["vrmse_by_lead"]
+        == first["training"]["test_metrics"]["vrmse_by_lead"]
+    )
 
 
 def test_pixel_baseline_stores_its_preprocessing(data_root, tmp_path):
     card_path = train_emulator(
-        "kolmogorov", kind="deterministic", space="pixel", patch=16, data_root=data_root,
-        run_dir=tmp_path, steps=STEPS, batch_size=8, device="cpu", progress=False,
-        backbone_overrides=TINY_BACKBONE, test_rollouts=FAST_TEST,
+        "kolmogorov",
+        kind="deterministic",
+        space="pixel",
+        patch=16,
+        data_root=data_root,
+        run_dir=tmp_path,
+        steps=STEPS,
+        batch_size=8,
+        device="cpu",
+        progress=False,
+        backbone_overrides=TINY_BACKBONE,
+        test_rollouts=FAST_TEST,
     )
     card = json.loads(card_path.read_text())
     assert (card["space"], card["rate"], card["autoencoder"]) == ("pixel", None, None)
@@ -327,9 +384,19 @@ def test_pixel_baseline_stores_its_preprocessing(data_root, tmp_path):
 
 def test_pixel_diffusion_can_predict_the_data(data_root, tmp_path):
     card_path = train_emulator(
-        "kolmogorov", kind="diffusion", space="pixel", patch=16, prediction="data",
-        data_root=data_root, run_dir=tmp_path, steps=STEPS, batch_size=8, device="cpu",
-        progress=False, backbone_overrides=TINY_BACKBONE, test_rollouts=FAST_TEST,
+        "kolmogorov",
+        kind="diffusion",
+        space="pixel",
+        patch=16,
+        prediction="data",
+        data_root=data_root,
+        run_dir=tmp_path,
+        steps=STEPS,
+        batch_size=8,
+        device="cpu",
+        progress=False,
+        backbone_overrides=TINY_BACKBONE,
+        test_rollouts=FAST_TEST,
     )
     card = json.loads(card_path.read_text())
     assert card["prediction"] == "data" and card["backbone"]["patch"] == 16
@@ -340,9 +407,25 @@ def test_pixel_diffusion_can_predict_the_data(data_root, tmp_path):
 def test_cli_trains_the_small_preset_and_refuses_an_impossible_stride(
     data_root, autoencoder, tmp_path, capsys
 ):
-    command = ["train-emulator", "kolmogorov", "--rate", "192", "--kind", "deterministic",
-               "--autoencoder", str(autoencoder), "--data", str(data_root), "--steps", "2",
-               "--batch-size", "4", "--device", "cpu", "--quiet"]
+    command = [
+        "train-emulator",
+        "kolmogorov",
+        "--rate",
+        "192",
+        "--kind",
+        "deterministic",
+        "--autoencoder",
+        str(autoencoder),
+        "--data",
+        str(data_root),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     assert main([*command, "--run-dir", str(tmp_path / "run")]) == 0
     assert f"wrote {tmp_path / 'run' / 'model.json'}" in capsys.readouterr().out
     card = json.loads((tmp_path / "run" / "model.json").read_text())

@@ -52,23 +52,51 @@ def preprocessing() -> Preprocessing:
 
 def plan() -> list[ZooModel]:
     """The tiny zoo's plan: 3 autoencoders, 6 latent emulators, 2 pixel emulators."""
-    models = [ZooModel(f"{SYSTEM}-ae{rate}", "autoencoder", SYSTEM, SETTINGS, rate=rate)
-              for rate in LATENT_CHANNELS]
+    models = [
+        ZooModel(f"{SYSTEM}-ae{rate}", "autoencoder", SYSTEM, SETTINGS, rate=rate)
+        for rate in LATENT_CHANNELS
+    ]
     for rate in LATENT_CHANNELS:
         for method in ("diffusion", "deterministic"):
-            models.append(ZooModel(f"{SYSTEM}-{method}-ae{rate}", "emulator", SYSTEM, SETTINGS,
-                                   method=method, space="latent", rate=rate,
-                                   autoencoder=f"{SYSTEM}-ae{rate}"))
+            models.append(
+                ZooModel(
+                    f"{SYSTEM}-{method}-ae{rate}",
+                    "emulator",
+                    SYSTEM,
+                    SETTINGS,
+                    method=method,
+                    space="latent",
+                    rate=rate,
+                    autoencoder=f"{SYSTEM}-ae{rate}",
+                )
+            )
     for method in ("deterministic", "diffusion"):
-        models.append(ZooModel(f"{SYSTEM}-{method}-pixel", "emulator", SYSTEM, SETTINGS,
-                               method=method, space="pixel"))
+        models.append(
+            ZooModel(
+                f"{SYSTEM}-{method}-pixel",
+                "emulator",
+                SYSTEM,
+                SETTINGS,
+                method=method,
+                space="pixel",
+            )
+        )
     return models
 
 
 def make_dataset(root: Path) -> Path:
     """data root with kolmogorov/ (1 train, 1 valid, 3 test trajectories)."""
-    generate_dataset(SYSTEM, root, 1, 1, TEST_TRAJECTORIES, n_frames=FRAMES, grid=GRID,
-                     batch_size=5, progress=False)
+    generate_dataset(
+        SYSTEM,
+        root,
+        1,
+        1,
+        TEST_TRAJECTORIES,
+        n_frames=FRAMES,
+        grid=GRID,
+        batch_size=5,
+        progress=False,
+    )
     return root
 
 
@@ -78,10 +106,23 @@ def _training() -> dict:
 
 
 def _autoencoder(model: ZooModel, runs: Path) -> Path:
-    config = AutoencoderConfig(in_channels=3, latent_channels=LATENT_CHANNELS[model.rate],
-                               widths=(4, 8), blocks_per_level=0, periodic=(True, True))
-    return save_autoencoder(runs, model.name, Autoencoder(config), preprocessing(),
-                            system=SYSTEM, grid=GRID, rate=model.rate, training=_training())
+    config = AutoencoderConfig(
+        in_channels=3,
+        latent_channels=LATENT_CHANNELS[model.rate],
+        widths=(4, 8),
+        blocks_per_level=0,
+        periodic=(True, True),
+    )
+    return save_autoencoder(
+        runs,
+        model.name,
+        Autoencoder(config),
+        preprocessing(),
+        system=SYSTEM,
+        grid=GRID,
+        rate=model.rate,
+        training=_training(),
+    )
 
 
 def _emulator(model: ZooModel, runs: Path, assets: Path, dataset: Path) -> Path:
@@ -92,16 +133,26 @@ def _emulator(model: ZooModel, runs: Path, assets: Path, dataset: Path) -> Path:
     shape = (LATENT_CHANNELS[model.rate], 8, 8) if latent else (3, *GRID)
     emulator = build_emulator(model.method, config, shape[0], shape[1:], label_dim, model.space)
     if latent:  # trained on the published autoencoder, as the zoo does
-        autoencoder, frames, ae_card = load_autoencoder(assets / model.autoencoder_asset,
-                                                        SYSTEM, "cpu")
+        autoencoder, frames, ae_card = load_autoencoder(
+            assets / model.autoencoder_asset, SYSTEM, "cpu"
+        )
         pipeline = Pipeline(spec(), frames, emulator, autoencoder, "cpu")
     else:
         ae_card = None
         pipeline = Pipeline(spec(), preprocessing(), emulator, None, "cpu")
-    training = {**_training(),
-                "test_metrics": score_test_rollouts(pipeline, dataset, CARD_PROTOCOL)}
-    return save_emulator(runs, model.name, emulator.cpu(), system=spec(), autoencoder=ae_card,
-                         preprocessing=None if latent else preprocessing(), training=training)
+    training = {
+        **_training(),
+        "test_metrics": score_test_rollouts(pipeline, dataset, CARD_PROTOCOL),
+    }
+    return save_emulator(
+        runs,
+        model.name,
+        emulator.cpu(),
+        system=spec(),
+        autoencoder=ae_card,
+        preprocessing=None if latent else preprocessing(),
+        training=training,
+    )
 
 
 def make_zoo(assets: Path, runs: Path, data_root: Path, skip: tuple[str, ...] = ()) -> Path:

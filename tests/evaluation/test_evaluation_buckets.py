@@ -32,8 +32,11 @@ def test_bucket_edges_follow_the_one_fifth_three_fifths_rule(horizon, edges):
     assert [b.name for b in buckets] == ["short", "mid", "long"]
     assert [(b.first, b.last) for b in buckets] == edges
     assert buckets[-1].label == f"{edges[-1][0]}–{edges[-1][1]}"
-    assert buckets[0].record(0.5) == {"name": "short", "leads": [1, edges[0][1]],
-                                      "lead_time": [0.5, 0.5 * edges[0][1]]}
+    assert buckets[0].record(0.5) == {
+        "name": "short",
+        "leads": [1, edges[0][1]],
+        "lead_time": [0.5, 0.5 * edges[0][1]],
+    }
 
 
 @pytest.mark.parametrize("horizon", [2, 0, -1, 2.5, True])
@@ -44,8 +47,9 @@ def test_too_short_horizons_are_refused_with_the_valid_range(horizon):
 
 def test_bucket_means_average_the_bucket_leads_and_refuse_missing_ones():
     lead = np.arange(1, 8)  # buckets 1 / 2-4 / 5-7
-    values = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
-                       [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0]])
+    values = np.array(
+        [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0]]
+    )
     means = bucket_means(values, lead, lead_buckets(7))
     np.testing.assert_allclose(means["short"], [1.0, 10.0])
     np.testing.assert_allclose(means["mid"], [3.0, 30.0])

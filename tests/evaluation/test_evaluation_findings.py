@@ -18,17 +18,28 @@ RATES = [64, 256, 1024]
 
 
 def _model(method, space, rate, long, ssr=None, diverged=False):
-    record = {"method": method, "space": space, "rate": rate,
-              "status": "diverged" if diverged else "ok",
-              "buckets": {"long": {"vrmse": None if long is None else {"mean": long}}}}
+    record = {
+        "method": method,
+        "space": space,
+        "rate": rate,
+        "status": "diverged" if diverged else "ok",
+        "buckets": {"long": {"vrmse": None if long is None else {"mean": long}}},
+    }
     if method == "diffusion":
         record["ssr_rollout"] = ssr
     return record
 
 
-def _system(diffusion=(0.60, 0.65, 0.70), deterministic=(0.80, 0.85, 0.90), pixel=0.95,
-            floors=(0.02, 0.04, 0.08), ssr=(1.0, 0.9, 1.1), pixel_diffusion_ssr=0.8,
-            drop=(), diverged=()):
+def _system(
+    diffusion=(0.60, 0.65, 0.70),
+    deterministic=(0.80, 0.85, 0.90),
+    pixel=0.95,
+    floors=(0.02, 0.04, 0.08),
+    ssr=(1.0, 0.9, 1.1),
+    pixel_diffusion_ssr=0.8,
+    drop=(),
+    diverged=(),
+):
     """A system result as results.json holds it; `drop` lists names to report missing."""
     models, autoencoders, missing = {}, {}, {}
     for rate, d, m, s in zip(RATES, diffusion, deterministic, ssr, strict=True):
@@ -37,8 +48,7 @@ def _system(diffusion=(0.60, 0.65, 0.70), deterministic=(0.80, 0.85, 0.90), pixe
     models["s-deterministic-pixel"] = _model("deterministic", "pixel", None, pixel)
     models["s-diffusion-pixel"] = _model("diffusion", "pixel", None, 0.9, pixel_diffusion_ssr)
     for rate, f in zip(RATES, floors, strict=True):
-        autoencoders[f"s-ae{rate}"] = {"rate": rate,
-                                       "buckets": {"long": {"vrmse": {"mean": f}}}}
+        autoencoders[f"s-ae{rate}"] = {"rate": rate, "buckets": {"long": {"vrmse": {"mean": f}}}}
     for name in diverged:  # non-finite rollouts: no long bucket, no SSR
         models[name].update(status="diverged", ssr_rollout=None)
         models[name]["buckets"]["long"]["vrmse"] = None
@@ -46,9 +56,13 @@ def _system(diffusion=(0.60, 0.65, 0.70), deterministic=(0.80, 0.85, 0.90), pixe
         group = autoencoders if name in autoencoders else models
         record = group.pop(name)
         kind = "autoencoder" if group is autoencoders else "emulator"
-        missing[name] = {"kind": kind, "method": record.get("method"),
-                         "space": record.get("space"), "rate": record["rate"],
-                         "reason": "not in the manifest (not trained yet)"}
+        missing[name] = {
+            "kind": kind,
+            "method": record.get("method"),
+            "space": record.get("space"),
+            "rate": record["rate"],
+            "reason": "not in the manifest (not trained yet)",
+        }
     return {"rates": RATES, "models": models, "autoencoders": autoencoders, "missing": missing}
 
 
@@ -79,12 +93,17 @@ def test_robustness_is_max_relative_deviation_from_the_mean():
     assert max_deviation([0.8, 1.0, 1.2]) == pytest.approx(0.2)
     assert max_deviation([1.0, math.inf, 1.0]) == math.inf
     # 0.5 / 0.75 / 1.0: mean 0.75, 0.5 is 33 % below it -> missed, the rest still passes
-    verdicts = _verdicts({"a": _system(diffusion=(0.5, 0.75, 1.0),
-                                       deterministic=(1.1, 1.1, 1.1), pixel=1.2)})
+    verdicts = _verdicts(
+        {"a": _system(diffusion=(0.5, 0.75, 1.0), deterministic=(1.1, 1.1, 1.1), pixel=1.2)}
+    )
     assert verdicts == [MISSED, PASS, PASS, PASS]
     # exactly at the edge passes: 0.8 / 1.0 / 1.2 deviate by 20 %; 0.75/1/1.25 by 25 %
-    assert _verdicts({"a": _system(diffusion=(0.75, 1.0, 1.25), deterministic=(2, 2, 2),
-                                   pixel=2.0)})[0] == PASS
+    assert (
+        _verdicts({"a": _system(diffusion=(0.75, 1.0, 1.25), deterministic=(2, 2, 2), pixel=2.0)})[
+            0
+        ]
+        == PASS
+    )
 
 
 def test_an_autoencoder_floor_growing_less_than_twofold_misses_finding_1():
@@ -97,7 +116,8 @@ def test_one_rate_where_deterministic_wins_misses_finding_2():
     findings = check_findings({"a": _system(deterministic=(0.80, 0.64, 0.90))})
     assert findings[1].verdict == MISSED
     assert findings[1].systems["a"].measured == (
-        "x64: 0.600 vs 0.800; x256: 0.650 vs 0.640; x1024: 0.700 vs 0.900")
+        "x64: 0.600 vs 0.800; x256: 0.650 vs 0.640; x1024: 0.700 vs 0.900"
+    )
     assert [c.verdict for c in findings[1].systems["a"].checks] == [PASS, MISSED, PASS]
 
 
@@ -120,21 +140,28 @@ def test_ssr_outside_the_band_misses_finding_4(ssr):
 def test_missing_models_make_findings_not_evaluated_and_name_the_models():
     systems = {"a": _system(drop=("s-diffusion-ae256", "s-ae1024"))}
     findings = check_findings(systems)
-    assert [f.verdict for f in findings] == [NOT_EVALUATED, NOT_EVALUATED, NOT_EVALUATED,
-                                             NOT_EVALUATED]
+    assert [f.verdict for f in findings] == [
+        NOT_EVALUATED,
+        NOT_EVALUATED,
+        NOT_EVALUATED,
+        NOT_EVALUATED,
+    ]
     assert findings[0].statement == "not evaluated (missing: s-ae1024, s-diffusion-ae256)"
     assert findings[1].statement == "not evaluated (missing: s-diffusion-ae256)"
     # the comparisons that could be made are still shown
     assert findings[1].systems["a"].measured == (
-        "x64: 0.600 vs 0.800; x256: — vs 0.850; x1024: 0.700 vs 0.900")
+        "x64: 0.600 vs 0.800; x256: — vs 0.850; x1024: 0.700 vs 0.900"
+    )
     dropped_pixel = check_findings({"a": _system(drop=("s-deterministic-pixel",))})
     assert dropped_pixel[2].statement == "not evaluated (missing: s-deterministic-pixel)"
     assert dropped_pixel[1].verdict == PASS
 
 
 def test_a_miss_elsewhere_outweighs_a_missing_model():
-    systems = {"a": _system(drop=("s-diffusion-ae256",)),
-               "b": _system(deterministic=(0.5, 0.85, 0.9))}
+    systems = {
+        "a": _system(drop=("s-diffusion-ae256",)),
+        "b": _system(deterministic=(0.5, 0.85, 0.9)),
+    }
     finding = check_findings(systems)[1]
     assert finding.verdict == MISSED
     assert finding.systems["a"].verdict == NOT_EVALUATED

@@ -27,14 +27,31 @@ def test_split_variance_separates_a_known_span():
 
 
 def test_edm_spread_outside_the_reach_is_unit_noise_whatever_the_weights(
-        data_root, zoo_root, tmp_path):
+    data_root, zoo_root, tmp_path
+):
     """The tiny pixel diffusion model (4x4x3 = 48 values per token, width 12, random
     weights): members differ by unit-variance noise in the 36 unreachable directions, so
     (member − mean) has variance (M−1)/M there, as the denoiser's ODE argument predicts."""
     output = tmp_path / "spread.json"
-    code = main(["diagnose-spread", f"{SYSTEM}-diffusion-pixel", "--assets", str(zoo_root),
-                 "--data", str(data_root), "--members", str(MEMBERS), "--starts", "0", "3",
-                 "--device", "cpu", "--output", str(output)])
+    code = main(
+        [
+            "diagnose-spread",
+            f"{SYSTEM}-diffusion-pixel",
+            "--assets",
+            str(zoo_root),
+            "--data",
+            str(data_root),
+            "--members",
+            str(MEMBERS),
+            "--starts",
+            "0",
+            "3",
+            "--device",
+            "cpu",
+            "--output",
+            str(output),
+        ]
+    )
     assert code == 0
     result = json.loads(output.read_text())
     assert (result["values_per_token"], result["reachable_directions"]) == (48, 12)
@@ -44,19 +61,43 @@ def test_edm_spread_outside_the_reach_is_unit_noise_whatever_the_weights(
         assert spread["outside_per_direction"] == pytest.approx((MEMBERS - 1) / MEMBERS, rel=0.1)
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (["--members", "1"], "members=1.*>= 2"),
-    (["--starts", "7"], r"start=7.*0\.\.6"),
-    (["--trajectory", "9"], r"trajectory=9.*0\.\.2"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--members", "1"], "members=1.*>= 2"),
+        (["--starts", "7"], r"start=7.*0\.\.6"),
+        (["--trajectory", "9"], r"trajectory=9.*0\.\.2"),
+    ],
+)
 def test_bad_input_names_the_value_and_the_range(data_root, zoo_root, capsys, options, message):
-    code = main(["diagnose-spread", f"{SYSTEM}-diffusion-pixel", "--assets", str(zoo_root),
-                 "--data", str(data_root), "--device", "cpu", *options])
+    code = main(
+        [
+            "diagnose-spread",
+            f"{SYSTEM}-diffusion-pixel",
+            "--assets",
+            str(zoo_root),
+            "--data",
+            str(data_root),
+            "--device",
+            "cpu",
+            *options,
+        ]
+    )
     assert code == 2
     assert re.search(message, capsys.readouterr().err)
 
 
 def test_a_deterministic_emulator_has_no_spread(data_root, zoo_root, capsys):
-    code = main(["diagnose-spread", f"{SYSTEM}-deterministic-pixel", "--assets", str(zoo_root),
-                 "--data", str(data_root), "--device", "cpu"])
+    code = main(
+        [
+            "diagnose-spread",
+            f"{SYSTEM}-deterministic-pixel",
+            "--assets",
+            str(zoo_root),
+            "--data",
+            str(data_root),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 2 and "diffusion" in capsys.readouterr().err

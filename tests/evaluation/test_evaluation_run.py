@@ -34,10 +34,30 @@ def evaluated(data_root: Path, zoo_root: Path, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("evaluate")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(selection, "zoo_plan", plan)
-        code = main(["evaluate", SYSTEM, "--data", str(data_root), "--assets", str(zoo_root),
-                     "--output-dir", str(output), "--trajectories", str(TRAJECTORIES),
-                     "--members", str(MEMBERS), "--steps", str(STEPS), "--device", "cpu",
-                     "--horizon", "48", "--cache-dir", str(output / "cache")])
+        code = main(
+            [
+                "evaluate",
+                SYSTEM,
+                "--data",
+                str(data_root),
+                "--assets",
+                str(zoo_root),
+                "--output-dir",
+                str(output),
+                "--trajectories",
+                str(TRAJECTORIES),
+                "--members",
+                str(MEMBERS),
+                "--steps",
+                str(STEPS),
+                "--device",
+                "cpu",
+                "--horizon",
+                "48",
+                "--cache-dir",
+                str(output / "cache"),
+            ]
+        )
     assert code == 0
     return output
 
@@ -89,8 +109,9 @@ def test_json_holds_every_model_bucket_field_and_the_protocol(results):
         assert model["lead_frames"] == list(range(1, 8)) and len(model["vrmse_by_lead"]) == 7
         long = model["buckets"]["long"]
         assert set(long["vrmse"]["by_field"]) == set(fields)
-        assert long["vrmse"]["mean"] == pytest.approx(np.mean(list(
-            long["vrmse"]["by_field"].values())))
+        assert long["vrmse"]["mean"] == pytest.approx(
+            np.mean(list(long["vrmse"]["by_field"].values()))
+        )
         for band in ("low", "mid", "high"):
             assert np.isfinite(long[f"spectral_{band}"]["mean"])
         if diffusion:
@@ -100,8 +121,9 @@ def test_json_holds_every_model_bucket_field_and_the_protocol(results):
             assert long["crps_fair"]["mean"] is not None  # all fields in units "1"
         else:
             assert "ssr_rollout" not in model and "crps_fair" not in long
-            assert model["coercions"] == ["members 2 -> 1: a deterministic emulator's members "
-                                          "would be identical"]
+            assert model["coercions"] == [
+                "members 2 -> 1: a deterministic emulator's members would be identical"
+            ]
     assert [f["number"] for f in results["findings"]] == [1, 2, 3, 4]
     run = results["run"]
     assert run["command"].startswith("latentsim evaluate kolmogorov --trajectories 2")
@@ -109,25 +131,25 @@ def test_json_holds_every_model_bucket_field_and_the_protocol(results):
     assert run["wall_time_s"] > 0 and run["date"].startswith("20")
 
 
-def test_autoencoder_floor_and_persistence_match_a_numpy_computation(results, data_root,
-                                                                     zoo_root):
+def test_autoencoder_floor_and_persistence_match_a_numpy_computation(results, data_root, zoo_root):
     system = results["systems"][SYSTEM]
     fields = _test_frames(data_root)  # (2, 8, 3, 16, 16)
     truth = fields[:, 1:]
     persistence = _vrmse(np.repeat(fields[:, :1], HORIZON, axis=1), truth)
     for bucket, value in _bucket_means(persistence).items():
         assert system["persistence"]["buckets"][bucket]["vrmse"]["mean"] == pytest.approx(
-            value, rel=1e-5)
+            value, rel=1e-5
+        )
     for name in AUTOENCODERS:
-        model, preprocessing, _ = load_autoencoder(zoo_root / "autoencoders" / name, SYSTEM,
-                                                   "cpu")
+        model, preprocessing, _ = load_autoencoder(zoo_root / "autoencoders" / name, SYSTEM, "cpu")
         with torch.no_grad():
             frames = torch.from_numpy(truth.reshape(-1, *truth.shape[2:]))
             restored = preprocessing.inverse(model(preprocessing(frames))).numpy()
         floor = _vrmse(restored.reshape(truth.shape), truth)
         for bucket, value in _bucket_means(floor).items():
             assert system["autoencoders"][name]["buckets"][bucket]["vrmse"]["mean"] == (
-                pytest.approx(value, rel=1e-4)), (name, bucket)
+                pytest.approx(value, rel=1e-4)
+            ), (name, bucket)
 
 
 def test_emulator_scores_match_a_rollout_scored_here(results, data_root, zoo_root):
@@ -141,8 +163,7 @@ def test_emulator_scores_match_a_rollout_scored_here(results, data_root, zoo_roo
     per_lead = []
     for pick, index in enumerate([0, 2]):
         conditions = {"Reynolds": float(arrays.parameters["Reynolds"][index])}
-        prediction = rollout(pipeline, fields[pick, :1], conditions,
-                             RolloutConfig(horizon=HORIZON))
+        prediction = rollout(pipeline, fields[pick, :1], conditions, RolloutConfig(horizon=HORIZON))
         members = np.stack([prediction[c].values for c in pipeline.spec.channel_names], axis=2)
         per_lead.append(_vrmse(members.mean(axis=0), fields[pick, 1:]))
     per_lead = np.stack(per_lead)  # (2, 7, 3)
@@ -150,8 +171,9 @@ def test_emulator_scores_match_a_rollout_scored_here(results, data_root, zoo_roo
     for bucket, leads in BUCKETS.items():
         by_field = per_lead[:, leads].mean(axis=(0, 1))
         recorded = model["buckets"][bucket]["vrmse"]["by_field"]
-        np.testing.assert_allclose([recorded[c] for c in pipeline.spec.channel_names],
-                                   by_field, rtol=1e-4)
+        np.testing.assert_allclose(
+            [recorded[c] for c in pipeline.spec.channel_names], by_field, rtol=1e-4
+        )
     np.testing.assert_allclose(model["vrmse_by_lead"], per_lead.mean(axis=(0, 2)), rtol=1e-4)
 
 
@@ -176,12 +198,19 @@ def test_markdown_has_the_paper_layout_the_findings_and_the_run(results, evaluat
     text = (evaluated / "RESULTS.md").read_text()
     system = results["systems"][SYSTEM]
     assert "| kolmogorov | CR | 1–1 | 2–4 | 5–7 |" in text
-    long = [system["models"][f"{SYSTEM}-diffusion-ae{r}"]["buckets"]["long"]["vrmse"]["mean"]
-            for r in (3, 6, 12)]
+    long = [
+        system["models"][f"{SYSTEM}-diffusion-ae{r}"]["buckets"]["long"]["vrmse"]["mean"]
+        for r in (3, 6, 12)
+    ]
     row = next(line for line in text.splitlines() if line.startswith("| diffusion | 3 / 6 / 12"))
     assert row.endswith(f"| {' / '.join(f'{v:.3f}' for v in long)} |")
-    for label in ("deterministic | 3 / 6 / 12", "pixel deterministic | —",
-                  "pixel diffusion | —", "autoencoder floor | 3 / 6 / 12", "persistence | —"):
+    for label in (
+        "deterministic | 3 / 6 / 12",
+        "pixel deterministic | —",
+        "pixel diffusion | —",
+        "autoencoder floor | 3 / 6 / 12",
+        "persistence | —",
+    ):
         assert f"| {label} |" in text
     assert "| paper: TGC (Kolmogorov stands in) | CR | 1–10 | 11–30 | 31–50 |" in text
     assert "short 1–1 (t = 0.2–0.2), mid 2–4" in text
@@ -193,12 +222,17 @@ def test_markdown_has_the_paper_layout_the_findings_and_the_run(results, evaluat
     assert "2 test trajectories per system" in text and "2 members per diffusion" in text
     compared = system["models"][f"{SYSTEM}-deterministic-ae3"]["card_check"]["compared"]
     card = compared["vrmse_mean"]
-    row = next(line for line in text.splitlines()
-               if line.startswith(f"| `{SYSTEM}-deterministic-ae3` |"))
-    assert row.endswith(f"| {card['card']:.3f} → {card['remeasured']:.3f} "
-                        f"({card['relative_difference']:+.1%}, reproduced) |")
-    assert "![VRMSE and spread-skill against lead time, kolmogorov]" \
-           "(results/vrmse-kolmogorov.png)" in text
+    row = next(
+        line for line in text.splitlines() if line.startswith(f"| `{SYSTEM}-deterministic-ae3` |")
+    )
+    assert row.endswith(
+        f"| {card['card']:.3f} → {card['remeasured']:.3f} "
+        f"({card['relative_difference']:+.1%}, reproduced) |"
+    )
+    assert (
+        "![VRMSE and spread-skill against lead time, kolmogorov]"
+        "(results/vrmse-kolmogorov.png)" in text
+    )
 
 
 def test_figure_is_a_png(evaluated):
@@ -209,17 +243,40 @@ def test_figure_is_a_png(evaluated):
 
 # -------------------------------------------------------------- missing and diverged models
 def _settings(**options) -> EvaluationSettings:
-    return EvaluationSettings(**{"trajectories": 1, "members": 2, "steps": 2, "device": "cpu",
-                                 "card_check": False, **options})
+    return EvaluationSettings(
+        **{
+            "trajectories": 1,
+            "members": 2,
+            "steps": 2,
+            "device": "cpu",
+            "card_check": False,
+            **options,
+        }
+    )
 
 
 def test_missing_and_unselected_models_are_listed_and_findings_say_so(data_root, zoo_root):
-    planned = ZooModel(f"{SYSTEM}-diffusion-ae24", "emulator", SYSTEM, {}, method="diffusion",
-                       space="latent", rate=24, autoencoder=f"{SYSTEM}-ae24")
+    planned = ZooModel(
+        f"{SYSTEM}-diffusion-ae24",
+        "emulator",
+        SYSTEM,
+        {},
+        method="diffusion",
+        space="latent",
+        rate=24,
+        autoencoder=f"{SYSTEM}-ae24",
+    )
     lines = []
     selected = [f"{SYSTEM}-diffusion-ae3", f"{SYSTEM}-deterministic-ae3"]
-    results = evaluate([SYSTEM], _settings(), zoo=load_zoo(zoo_root), data_root=data_root,
-                       models=selected, plan=[*plan(), planned], log=lines.append)
+    results = evaluate(
+        [SYSTEM],
+        _settings(),
+        zoo=load_zoo(zoo_root),
+        data_root=data_root,
+        models=selected,
+        plan=[*plan(), planned],
+        log=lines.append,
+    )
     system = results[SYSTEM]
     assert sorted(system["models"]) == sorted(selected)
     missing = system["missing"]
@@ -228,8 +285,9 @@ def test_missing_and_unselected_models_are_listed_and_findings_say_so(data_root,
     assert missing[f"{SYSTEM}-diffusion-ae6"]["rate"] == 6
     assert set(system["autoencoders"]) == set(AUTOENCODERS)  # floors are always measured
     assert any(f"missing {planned.name}: not in the manifest" in line for line in lines)
-    assert any(line.startswith(f"  [2/2] {SYSTEM}-deterministic-ae3: 1 member(s)")
-               for line in lines)
+    assert any(
+        line.startswith(f"  [2/2] {SYSTEM}-deterministic-ae3: 1 member(s)") for line in lines
+    )
 
     from engine.evaluation.findings import check_findings
 
@@ -240,7 +298,8 @@ def test_missing_and_unselected_models_are_listed_and_findings_say_so(data_root,
 
 
 def test_records_are_reused_only_for_the_same_weights_settings_and_data(
-        data_root, zoo_root, tmp_path, monkeypatch):
+    data_root, zoo_root, tmp_path, monkeypatch
+):
     from engine.evaluation import runner
 
     name = f"{SYSTEM}-diffusion-ae3"
@@ -248,16 +307,23 @@ def test_records_are_reused_only_for_the_same_weights_settings_and_data(
 
     def run(**options):
         lines = []
-        results = evaluate([SYSTEM], _settings(**options), zoo=load_zoo(zoo_root),
-                           data_root=data_root, models=[name], log=lines.append,
-                           cache_dir=cache_dir)
+        results = evaluate(
+            [SYSTEM],
+            _settings(**options),
+            zoo=load_zoo(zoo_root),
+            data_root=data_root,
+            models=[name],
+            log=lines.append,
+            cache_dir=cache_dir,
+        )
         return results[SYSTEM]["models"][name], lines
 
     first, _ = run()
     measured = []
     real_measure = runner._measure
-    monkeypatch.setattr(runner, "_measure",
-                        lambda *a: measured.append(a[1].name) or real_measure(*a))
+    monkeypatch.setattr(
+        runner, "_measure", lambda *a: measured.append(a[1].name) or real_measure(*a)
+    )
     again, lines = run()
     assert measured == [] and again == json.loads(json.dumps(first))
     assert any("reused: measured" in line for line in lines)
@@ -292,13 +358,27 @@ def test_a_diverging_rollout_is_recorded_not_raised(data_root, zoo_root, monkeyp
         return pipeline
 
     monkeypatch.setattr(Zoo, "pipeline", poisoned)
-    results = evaluate([SYSTEM], _settings(), zoo=load_zoo(zoo_root), data_root=data_root,
-                       models=[name], plan=plan(), log=lambda line: None)
+    results = evaluate(
+        [SYSTEM],
+        _settings(),
+        zoo=load_zoo(zoo_root),
+        data_root=data_root,
+        models=[name],
+        plan=plan(),
+        log=lambda line: None,
+    )
     model = results[SYSTEM]["models"][name]
     assert model["status"] == "diverged"
-    assert model["divergences"] == [{"trajectory": 0, "seed": 2_000_000, "member": 0,
-                                     "lead": 5, "lead_time": pytest.approx(1.0),
-                                     "fields": ["vorticity", "velocity_x", "velocity_y"]}]
+    assert model["divergences"] == [
+        {
+            "trajectory": 0,
+            "seed": 2_000_000,
+            "member": 0,
+            "lead": 5,
+            "lead_time": pytest.approx(1.0),
+            "fields": ["vorticity", "velocity_x", "velocity_y"],
+        }
+    ]
     assert model["buckets"]["long"]["vrmse"] is None
     assert model["buckets"]["mid"]["vrmse"]["mean"] > 0
     assert model["vrmse_by_lead"][4:] == [None, None, None]
@@ -306,13 +386,32 @@ def test_a_diverging_rollout_is_recorded_not_raised(data_root, zoo_root, monkeyp
     from engine.evaluation.findings import check_findings
     from engine.evaluation.report import document, json_safe, markdown, write_json
 
-    data = json_safe(document({"command": "c", "date": "d", "wall_time_s": 1.0, "machine": {
-        "cpu_count": 1, "platform": "p", "python": "3", "torch": "t", "torch_threads": 1,
-        "device": "cpu"}}, _settings().record(), results, check_findings(results)))
+    data = json_safe(
+        document(
+            {
+                "command": "c",
+                "date": "d",
+                "wall_time_s": 1.0,
+                "machine": {
+                    "cpu_count": 1,
+                    "platform": "p",
+                    "python": "3",
+                    "torch": "t",
+                    "torch_threads": 1,
+                    "device": "cpu",
+                },
+            },
+            _settings().record(),
+            results,
+            check_findings(results),
+        )
+    )
     write_json(data, tmp_path / "results.json")  # strict JSON: no NaN anywhere
     text = markdown(data)
-    assert f"`{name}` diverged on test trajectory 0 (seed 2000000): member 0 non-finite " \
-           "at lead 5 in vorticity, velocity_x, velocity_y" in text
+    assert (
+        f"`{name}` diverged on test trajectory 0 (seed 2000000): member 0 non-finite "
+        "at lead 5 in vorticity, velocity_x, velocity_y" in text
+    )
     assert f"| `{name}` | 1 | " in text and " / div. |" in text
 
 
@@ -345,8 +444,13 @@ def test_markdown_lists_the_long_bucket_per_trajectory(results, evaluated):
     text = (evaluated / "RESULTS.md").read_text()
     assert "Long-bucket VRMSE per test trajectory" in text
     name = f"{SYSTEM}-diffusion-ae3"
-    row = next(line for line in text.splitlines()
-               if line.startswith(f"| `{name}` |") and line.count("|") == TRAJECTORIES + 2)
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith(f"| `{name}` |") and line.count("|") == TRAJECTORIES + 2
+    )
     values = results["systems"][SYSTEM]["models"][name]["buckets"]["long"]["vrmse"]
-    assert row == "| `" + name + "` | " + " | ".join(
-        f"{v:.2f}" for v in values["by_trajectory"]) + " |"
+    assert (
+        row
+        == "| `" + name + "` | " + " | ".join(f"{v:.2f}" for v in values["by_trajectory"]) + " |"
+    )

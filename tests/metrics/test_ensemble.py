@@ -43,8 +43,11 @@ def _properscoring_crps(members, truth):
 def _scoringrules_fair_crps(members, truth):
     # scoringrules 0.10: crps_ensemble(obs, fct, m_axis, *, estimator, backend)
     per_point = scoringrules.crps_ensemble(
-        truth.double().numpy(), members.double().numpy(), m_axis=0,
-        estimator="fair", backend="numpy",
+        truth.double().numpy(),
+        members.double().numpy(),
+        m_axis=0,
+        estimator="fair",
+        backend="numpy",
     )
     return per_point.mean(axis=(-2, -1))
 
@@ -57,15 +60,20 @@ def test_plain_crps_matches_properscoring(size):
     members, truth = _random_ensemble(size)
     ours = crps(members, truth)
     assert ours.shape == (3, 2)
-    np.testing.assert_allclose(ours.numpy(), _properscoring_crps(members, truth),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        ours.numpy(), _properscoring_crps(members, truth), rtol=1e-12, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("size", [2, 3, 16])
 def test_fair_crps_matches_scoringrules(size):
     members, truth = _random_ensemble(size, seed=1)
-    np.testing.assert_allclose(crps(members, truth, fair=True).numpy(),
-                               _scoringrules_fair_crps(members, truth), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        crps(members, truth, fair=True).numpy(),
+        _scoringrules_fair_crps(members, truth),
+        rtol=1e-12,
+        atol=1e-14,
+    )
 
 
 def test_float32_crps_keeps_spread_of_offset_fields():
@@ -74,20 +82,24 @@ def test_float32_crps_keeps_spread_of_offset_fields():
     members, truth = (1e4 + 1e-2 * members).float(), (1e4 + 1e-2 * truth).float()
     ours = crps(members, truth, fair=True)
     assert ours.dtype == torch.float32
-    np.testing.assert_allclose(ours.double().numpy(), _scoringrules_fair_crps(members, truth),
-                               rtol=1e-5)
-    np.testing.assert_allclose(crps(members, truth).double().numpy(),
-                               _properscoring_crps(members, truth), rtol=1e-5)
+    np.testing.assert_allclose(
+        ours.double().numpy(), _scoringrules_fair_crps(members, truth), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        crps(members, truth).double().numpy(), _properscoring_crps(members, truth), rtol=1e-5
+    )
 
 
 def test_coverage_intervals_match_numpy_weibull_quantiles():
     members, truth = _random_ensemble(7, seed=3)
     for level in (0.3, 0.5, 0.9):
-        low, high = np.quantile(members.numpy(), [(1 - level) / 2, (1 + level) / 2],
-                                axis=0, method="weibull")
+        low, high = np.quantile(
+            members.numpy(), [(1 - level) / 2, (1 + level) / 2], axis=0, method="weibull"
+        )
         inside = (truth.numpy() >= low) & (truth.numpy() <= high)
-        np.testing.assert_allclose(coverage(members, truth, level).numpy(),
-                                   inside.mean(axis=(-2, -1)), rtol=0, atol=1e-15)
+        np.testing.assert_allclose(
+            coverage(members, truth, level).numpy(), inside.mean(axis=(-2, -1)), rtol=0, atol=1e-15
+        )
 
 
 # --- hand-computed cases ---------------------------------------------------------------
@@ -99,14 +111,15 @@ def test_spread_and_ssr_by_hand():
     truth = torch.tensor([[[3.0, 1.0]]], dtype=torch.float64)  # mean (1, 1): mse 2
     assert spread(members).item() == pytest.approx(math.sqrt(3 * 0.5))
     assert spread_skill_ratio(members, truth).item() == pytest.approx(
-        (math.sqrt(1.5) + 1e-3) / (math.sqrt(2) + 1e-3))
-    assert spread_skill_ratio(members, truth, eps=0.0).item() == pytest.approx(
-        math.sqrt(0.75))
+        (math.sqrt(1.5) + 1e-3) / (math.sqrt(2) + 1e-3)
+    )
+    assert spread_skill_ratio(members, truth, eps=0.0).item() == pytest.approx(math.sqrt(0.75))
     # M = 3, members {0, 1, 3}: mean 4/3, mean_i dev^2 = 14/9, factor 4/2
     three = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64).view(3, 1, 1, 1)
     assert spread(three).item() == pytest.approx(math.sqrt(28) / 3)
-    torch.testing.assert_close(ensemble_mean(three), torch.full((1, 1, 1), 4 / 3,
-                                                                dtype=torch.float64))
+    torch.testing.assert_close(
+        ensemble_mean(three), torch.full((1, 1, 1), 4 / 3, dtype=torch.float64)
+    )
 
 
 def test_crps_by_hand():
@@ -125,8 +138,9 @@ def test_rank_histogram_by_hand():
     members = torch.tensor([0.0, 1.0, 3.0]).view(3, 1, 1, 1).expand(3, 2, 1, 4)
     truth = torch.tensor([[[-1.0, 0.5, 2.0, 5.0]], [[5.0, 5.0, 5.0, 5.0]]])  # (C=2, 1, 4)
     histogram = rank_histogram(members, truth)
-    torch.testing.assert_close(histogram, torch.tensor([[0.25, 0.25, 0.25, 0.25],
-                                                        [0.0, 0.0, 0.0, 1.0]]))
+    torch.testing.assert_close(
+        histogram, torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.0, 0.0, 0.0, 1.0]])
+    )
 
 
 def test_rank_histogram_breaks_ties_at_random_and_reproducibly():
@@ -170,7 +184,8 @@ MEMBERS = 19  # (M + 1)(1 ± p)/2 is an integer for p = 0.3, 0.5, 0.8: coverage 
 def _gaussian_case(member_scale=1.0, member_bias=0.0, seed=0):
     generator = torch.Generator().manual_seed(seed)
     members = member_bias + member_scale * SIGMA * torch.randn(
-        MEMBERS, 4, 2, 64, 64, generator=generator)
+        MEMBERS, 4, 2, 64, 64, generator=generator
+    )
     truth = SIGMA * torch.randn(4, 2, 64, 64, generator=generator)
     return members, truth, generator
 

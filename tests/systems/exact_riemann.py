@@ -44,9 +44,7 @@ def _pressure_function(p: float, side: State, gamma: float) -> tuple[float, floa
     return value, derivative
 
 
-def star_state(
-    left: State, right: State, gamma: float, tol: float = 1e-12
-) -> tuple[float, float]:
+def star_state(left: State, right: State, gamma: float, tol: float = 1e-12) -> tuple[float, float]:
     """(p*, u*) of the Riemann problem; raises if the data generate a vacuum."""
     c_left, c_right = left.sound_speed(gamma), right.sound_speed(gamma)
     du = right.u - left.u
@@ -122,7 +120,12 @@ def sample(
 
 
 def cell_averages(
-    left: State, right: State, gamma: float, edges: np.ndarray, x0: float, t: float,
+    left: State,
+    right: State,
+    gamma: float,
+    edges: np.ndarray,
+    x0: float,
+    t: float,
     subsamples: int = 64,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cell averages of (rho, u, p) between consecutive `edges` at time t.

@@ -36,8 +36,11 @@ class Decay(System):
                 FieldSpec("velocity", "velocity", tensor_order=1),
                 FieldSpec("density", "density", positive=True),
             ),
-            parameters=(ParameterSpec("rate", "decay rate", (0.1, 10.0), (-50.0, 50.0), 1.0,
-                                      log_scale=True),),
+            parameters=(
+                ParameterSpec(
+                    "rate", "decay rate", (0.1, 10.0), (-50.0, 50.0), 1.0, log_scale=True
+                ),
+            ),
             choices=(ChoiceSpec("boundary", "boundary", ("periodic", "open"), "periodic"),),
             grid=self.grid,
             frame_dt=1.0,

@@ -55,8 +55,9 @@ def test_exact_riemann_sampling_has_sod_wave_structure():
     """Star densities from Toro's table 4.2; inside the fan, u - c = x/t (a C- characteristic)."""
     xi = np.array([-2.0, -0.6, 0.5, 1.2, 1.74, 1.77])
     rho, u, p = sample(SOD_LEFT, SOD_RIGHT, 1.4, xi)
-    np.testing.assert_allclose(rho[[0, 2, 3, 4, 5]], [1.0, 0.42632, 0.26557, 0.26557, 0.125],
-                               rtol=2e-5)
+    np.testing.assert_allclose(
+        rho[[0, 2, 3, 4, 5]], [1.0, 0.42632, 0.26557, 0.26557, 0.125], rtol=2e-5
+    )
     np.testing.assert_allclose(u[-1], 0.0)
     assert u[1] - np.sqrt(1.4 * p[1] / rho[1]) == pytest.approx(-0.6)
     assert p[1] / rho[1] ** 1.4 == pytest.approx(1.0)  # isentropic from the left state
@@ -135,16 +136,23 @@ def test_periodic_totals_are_conserved_to_round_off(dtype, tolerance):
 def test_swap_symmetric_state_stays_symmetric(boundary):
     corner = torch.tensor([[0.45, 0.45]], dtype=torch.float64)
     quadrants = torch.tensor(
-        [[[1.0, 0.2, 0.2, 1.0],  # (x < c, y < c): on the diagonal, u = v
-          [0.5, -0.3, 0.1, 0.4],  # (x >= c, y < c) ...
-          [0.5, 0.1, -0.3, 0.4],  # ... and its mirror image (x < c, y >= c)
-          [1.8, -0.1, -0.1, 1.5]]],  # (x >= c, y >= c): u = v
+        [
+            [
+                [1.0, 0.2, 0.2, 1.0],  # (x < c, y < c): on the diagonal, u = v
+                [0.5, -0.3, 0.1, 0.4],  # (x >= c, y < c) ...
+                [0.5, 0.1, -0.3, 0.4],  # ... and its mirror image (x < c, y >= c)
+                [1.8, -0.1, -0.1, 1.5],
+            ]
+        ],  # (x >= c, y >= c): u = v
         dtype=torch.float64,
     )
     initial = eq.quadrant_state(corner, quadrants, (32, 32), (1.0, 1.0), 1.4).float()
     torch.testing.assert_close(swap_xy(initial), initial, rtol=0, atol=0)
     result = eq.integrate(
-        eq.EulerState.from_conserved(initial), 1.4, 0.2, spacing=(1 / 32, 1 / 32),
+        eq.EulerState.from_conserved(initial),
+        1.4,
+        0.2,
+        spacing=(1 / 32, 1 / 32),
         boundary=boundary,
     ).conserved
     # Every face does the same arithmetic in x and in y, so symmetry is kept bit for bit.
@@ -185,8 +193,9 @@ def test_spec_describes_the_stored_data():
 def test_initial_frame_is_four_quadrants_in_x_y_order(system):
     seed, gamma = 11, 1.25
     frame = system.simulate([{"gamma": gamma}], [seed], n_frames=1)[0, 0].double()
-    draws = torch.rand(18, generator=seed_generator(seed, STREAM_INITIAL_CONDITION),
-                       dtype=torch.float64)
+    draws = torch.rand(
+        18, generator=seed_generator(seed, STREAM_INITIAL_CONDITION), dtype=torch.float64
+    )
     cx, cy = (0.3 + 0.4 * draws[:2]).tolist()
     x = (np.arange(32) + 0.5) / 32
     energy, density, pressure, mx, my = frame

@@ -44,6 +44,9 @@ def test_emulator_runs_a_short_rollout_on_cpu(name):
     truth = truth_dataset(spec.name, conditions, seed=2_000_000, n_frames=1)
     config = RolloutConfig(members=2, horizon=4, sampler="euler", steps=2)
     ds = rollout(pipeline, truth.isel(time=[0]), conditions, config)
-    assert dict(ds.sizes) == {"member": 2 if pipeline.kind == "diffusion" else 1, "time": 4,
-                              **dict(zip(("x", "y"), spec.grid.shape, strict=True))}
+    assert dict(ds.sizes) == {
+        "member": 2 if pipeline.kind == "diffusion" else 1,
+        "time": 4,
+        **dict(zip(("x", "y"), spec.grid.shape, strict=True)),
+    }
     assert all(bool(ds[field].notnull().all()) for field in spec.channel_names)

@@ -24,8 +24,16 @@ from engine.zoo.plan import ZooModel, plan_entry, zoo_plan
 GRID = (16, 16)
 SETTINGS = {"preset": "small", "steps": 3, "batch_size": 2, "lr": 1e-3}
 AE = ZooModel("kolmogorov-ae6", "autoencoder", "kolmogorov", SETTINGS, rate=6)
-DIFFUSION = ZooModel("kolmogorov-diffusion-ae6", "emulator", "kolmogorov", SETTINGS,
-                     method="diffusion", space="latent", rate=6, autoencoder="kolmogorov-ae6")
+DIFFUSION = ZooModel(
+    "kolmogorov-diffusion-ae6",
+    "emulator",
+    "kolmogorov",
+    SETTINGS,
+    method="diffusion",
+    space="latent",
+    rate=6,
+    autoencoder="kolmogorov-ae6",
+)
 
 
 def _training(settings=SETTINGS, seed=0):
@@ -35,13 +43,21 @@ def _training(settings=SETTINGS, seed=0):
 
 def _tiny_autoencoder(directory, name="ae", seed=0, training=None):
     channels = get_system("kolmogorov", GRID).spec.channel_names
-    config = AutoencoderConfig(in_channels=3, latent_channels=2, widths=(4, 8),
-                               blocks_per_level=0, periodic=(True, True))
+    config = AutoencoderConfig(
+        in_channels=3, latent_channels=2, widths=(4, 8), blocks_per_level=0, periodic=(True, True)
+    )
     torch.manual_seed(seed)
     preprocessing = Preprocessing(channels, (0.1,) * 3, (2.0,) * 3)
-    return save_autoencoder(directory, name, Autoencoder(config), preprocessing,
-                            system="kolmogorov", grid=GRID, rate=6,
-                            training=_training() if training is None else training)
+    return save_autoencoder(
+        directory,
+        name,
+        Autoencoder(config),
+        preprocessing,
+        system="kolmogorov",
+        grid=GRID,
+        rate=6,
+        training=_training() if training is None else training,
+    )
 
 
 def _tiny_emulator(directory, autoencoder_card, name="emu"):
@@ -49,8 +65,9 @@ def _tiny_emulator(directory, autoencoder_card, name="emu"):
     torch.manual_seed(1)
     config = BackboneConfig(width=12, depth=1, heads=2, cond_dim=8, window=3)
     emulator = build_emulator("diffusion", config, 2, (8, 8), 1, "latent")
-    return save_emulator(directory, name, emulator, system=spec, autoencoder=autoencoder_card,
-                         training=_training())
+    return save_emulator(
+        directory, name, emulator, system=spec, autoencoder=autoencoder_card, training=_training()
+    )
 
 
 @pytest.fixture
@@ -71,10 +88,15 @@ def test_plan_covers_the_issue_and_every_command_parses():
     for system in ("euler_quadrants", "rayleigh_benard", "kolmogorov"):
         latent = [m for m in emulators if m.system == system and m.space == "latent"]
         assert sorted((m.method, m.rate) for m in latent) == sorted(
-            (method, m.rate) for m in plan if m.kind == "autoencoder" and m.system == system
-            for method in ("diffusion", "deterministic"))
-        assert any(m.system == system and m.space == "pixel" and m.method == "deterministic"
-                   for m in emulators)
+            (method, m.rate)
+            for m in plan
+            if m.kind == "autoencoder" and m.system == system
+            for method in ("diffusion", "deterministic")
+        )
+        assert any(
+            m.system == system and m.space == "pixel" and m.method == "deterministic"
+            for m in emulators
+        )
     assert any(m.space == "pixel" and m.method == "diffusion" for m in emulators)
     position = {name: i for i, name in enumerate(names)}
     parser = build_parser()
@@ -83,8 +105,12 @@ def test_plan_covers_the_issue_and_every_command_parses():
             assert position[model.autoencoder] < position[model.name]
         args = parser.parse_args(model.command())
         assert (args.config, args.steps, args.batch_size, args.lr, args.seed) == (
-            model.settings["preset"], model.settings["steps"], model.settings["batch_size"],
-            model.settings["lr"], 0)
+            model.settings["preset"],
+            model.settings["steps"],
+            model.settings["batch_size"],
+            model.settings["lr"],
+            0,
+        )
         assert getattr(args, "prediction", None) == model.settings.get("prediction")
     # The pixel diffusion baseline's tokens (16x16x4 values) are wider than its network.
     assert plan_entry("rayleigh_benard-diffusion-pixel").settings["prediction"] == "data"
@@ -102,8 +128,12 @@ def test_published_models_load_through_the_manifest_and_roll_out(zoo_root):
     assert "2,000,000" in card["zoo"]["held_out"]
     pipeline = zoo.pipeline(DIFFUSION.name, device="cpu")
     truth = truth_dataset("kolmogorov", {"Reynolds": 200.0}, seed=1, n_frames=2, grid=GRID)
-    ds = rollout(pipeline, truth.isel(time=[0]), {"Reynolds": 200.0},
-                 RolloutConfig(members=2, horizon=2, sampler="euler", steps=2))
+    ds = rollout(
+        pipeline,
+        truth.isel(time=[0]),
+        {"Reynolds": 200.0},
+        RolloutConfig(members=2, horizon=2, sampler="euler", steps=2),
+    )
     assert dict(ds.sizes) == {"member": 2, "time": 2, "x": 16, "y": 16}
 
 
@@ -120,8 +150,10 @@ def test_tampered_or_missing_files_are_named_and_the_rest_stays_usable(zoo_root,
         zoo.get(AE.name)
 
     (zoo_root / f"{DIFFUSION.asset}.json").unlink()
-    assert "card file kolmogorov-diffusion-ae6.json is missing" in load_zoo(zoo_root).problems[
-        DIFFUSION.name]
+    assert (
+        "card file kolmogorov-diffusion-ae6.json is missing"
+        in load_zoo(zoo_root).problems[DIFFUSION.name]
+    )
 
 
 def test_a_second_model_stays_usable_when_another_is_damaged(zoo_root, tmp_path):
@@ -195,8 +227,9 @@ def test_build_skips_published_models_and_resumes_unfinished_runs(zoo_root, tmp_
     zoo_build.build([other], runs=tmp_path / "runs2", assets=zoo_root, log=messages.append)
     assert calls == [other.name] and zoo_build.status(other, zoo_root) == "published"
     # --force retrains.
-    zoo_build.build([other], runs=tmp_path / "runs2", assets=zoo_root, force=True,
-                    log=messages.append)
+    zoo_build.build(
+        [other], runs=tmp_path / "runs2", assets=zoo_root, force=True, log=messages.append
+    )
     assert calls == [other.name, other.name]
 
 
