@@ -19,15 +19,13 @@ import xarray
 
 from app.state import RunRequest, SeriesSpec
 from engine.metrics import isotropic_power_spectrum
-from engine.movie.panels import ensemble_stats, mosaic
+from engine.movie.panels import CLIM_PERCENTILES, ensemble_stats, mosaic
 from engine.rollout import RolloutBlock, RolloutStream, TruthStream
 from engine.systems.base import SystemSpec
 
 __all__ = ["BlockUpdate", "RunStore", "Series", "ensemble_stats", "mosaic"]
 
 SCORES = ("vrmse", "ssr", "crps", "spread", "rmse")
-# Colour limits come from these truth percentiles: robust to a few extreme cells.
-CLIM_PERCENTILES = (0.5, 99.5)
 
 
 @dataclass

@@ -26,11 +26,9 @@ from app.views.plotting import (
     mapper,
     shared_ranges,
 )
+from engine.movie.panels import ERROR_FRACTION, STD_FRACTION
 from engine.systems.base import SystemSpec
 
-# Spread and error scales as fractions of the field's (truth) colour range.
-STD_FRACTION = 0.25
-ERROR_FRACTION = 0.5
 PLAYER_INTERVAL_MS = 300
 WAITING = {
     "mean": "Ensemble mean",

@@ -28,7 +28,8 @@ PANEL_TITLES = {
     "error": "Error of the mean (mean − truth)",
 }
 NEEDS_TRUTH = ("truth", "error")
-# Colour scales, as in the explorer (app/views/fields.py, app/store.py, app/views/plotting.py).
+# Colour scales shared by the movies and the explorer's Fields tab (the app imports these):
+# limits from robust truth percentiles, spread and error as fractions of that range.
 CLIM_PERCENTILES = (0.5, 99.5)
 STD_FRACTION = 0.25
 ERROR_FRACTION = 0.5
