@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "engine.commands.evaluate_ae",
     "engine.commands.evaluate",
     "engine.commands.diagnose_spread",
+    "engine.commands.diagnose_predictability",
     "engine.commands.encode",
     "engine.commands.zoo",
     "engine.commands.movie",

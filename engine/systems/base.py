@@ -17,6 +17,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -229,6 +230,12 @@ class System(ABC):
         """Boundary type per axis (x, y), each one of BOUNDARY_TYPES."""
         return ("periodic", "periodic")
 
+    def state_from_frame(self, frame: torch.Tensor, conditions: Conditions) -> Any:
+        """The state whose observation is `frame` (B, C, X, Y), to restart the solver from a
+        stored or reconstructed frame (predictability diagnosis). Systems whose stored
+        fields determine their state implement it; each says where it is approximate."""
+        raise NotImplementedError(f"{self.name} cannot restart from a stored frame")
+
     # -- shared machinery ----------------------------------------------------------------
     @property
     def name(self) -> str:
@@ -320,6 +327,27 @@ class System(ABC):
             frame = self.observe(state, validated)
             self._check_frame(frame, validated, t)
             yield frame
+
+    def restart(
+        self,
+        frame: torch.Tensor,
+        conditions: Sequence[Mapping[str, Any]],
+        times: Sequence[float],
+    ) -> Iterator[torch.Tensor]:
+        """Yield the frames at `times[1:]` of trajectories restarted from `frame` (B, C, X,
+        Y), observed at `times[0]`; each frame is checked as in `frames` (a non-physical
+        one raises SolverDivergedError)."""
+        validated = self.validate_conditions(conditions)
+        if frame.ndim != 4 or frame.shape[0] != validated.batch_size:
+            raise ParameterError(
+                "frame.shape", tuple(frame.shape), f"(B={validated.batch_size}, C, X, Y)"
+            )
+        state = self.state_from_frame(frame, validated)
+        for t0, t1 in pairwise(float(t) for t in times):
+            state = self.advance(state, validated, t0, t1)
+            observed = self.observe(state, validated)
+            self._check_frame(observed, validated, t1)
+            yield observed
 
     def simulate(
         self,

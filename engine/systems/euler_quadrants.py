@@ -461,3 +461,9 @@ class EulerQuadrants(System):
         rho, mx, my, energy = state.conserved.unbind(1)
         pressure = primitives(state.conserved, conditions.parameters["gamma"])[:, 3]
         return torch.stack((energy, rho, pressure, mx, my), dim=1)
+
+    def state_from_frame(self, frame: torch.Tensor, conditions: Conditions) -> EulerState:
+        """Conserved variables from (energy, density, pressure, momentum): exact; the
+        pressure channel is implied by the others and not read."""
+        energy, rho, _, mx, my = frame.unbind(1)
+        return EulerState.from_conserved(torch.stack((rho, mx, my, energy), dim=1))

@@ -394,6 +394,12 @@ class Kolmogorov(System):
         grid = self._spectral_grid(state.device, state.real.dtype)
         return grid.to_physical(torch.cat([state.unsqueeze(1), grid.velocity(state)], dim=1))
 
+    def state_from_frame(self, frame: torch.Tensor, conditions: Conditions) -> torch.Tensor:
+        """ω̂ of the vorticity channel, dealiased: exact for the solver's own (band-limited)
+        frames; the velocity channels follow from ω and are not read."""
+        grid = self._spectral_grid(frame.device, frame.dtype)
+        return grid.to_spectral(frame[:, 0]) * grid.dealias
+
     # -- helpers ---------------------------------------------------------------------------
     def _spectral_grid(self, device: torch.device, dtype: torch.dtype) -> SpectralGrid:
         return spectral_grid(self.grid.shape, self.grid.extent, device, dtype)

@@ -341,6 +341,24 @@ class RayleighBenard(System):
         fields = torch.stack([torch.zeros_like(buoyancy), buoyancy], dim=1)
         return self._state(fields, conditions, torch.device(device), dtype)
 
+    def state_from_frame(self, frame: torch.Tensor, conditions: Conditions) -> RBState:
+        """Interior-node (ω, b) from cell-centred (b, p, u, v), exactly: each centre is
+        the mean of the two nodes around it and the bottom wall holds b = 1, so the node
+        buoyancy follows centre by centre; u = ∂ψ/∂y between nodes with ψ = 0 on the
+        bottom wall gives ψ by summation, and ω = -∇²ψ with the solver's own five-point
+        Laplacian. Pressure and v are implied by ψ and not read."""
+        b, _, u, _ = frame.to(torch.float64).unbind(1)
+        nodes = [torch.ones_like(b[..., 0])]
+        for j in range(b.shape[-1] - 1):
+            nodes.append(2 * b[..., j] - nodes[-1])
+        dx, dy = self.grid.spacing
+        psi = torch.nn.functional.pad(dy * u[..., :-1].cumsum(dim=-1), (1, 1))
+        psi_xx = (psi.roll(-1, dims=-2) + psi.roll(1, dims=-2) - 2 * psi) / dx**2
+        psi_yy = (psi[..., 2:] + psi[..., :-2] - 2 * psi[..., 1:-1]) / dy**2
+        omega = -(psi_xx[..., 1:-1] + psi_yy)
+        fields = torch.stack([omega, torch.stack(nodes[1:], dim=-1)], dim=1)
+        return self._state(fields, conditions, frame.device, frame.dtype)
+
     def advance(self, state: RBState, conditions: Conditions, t0: float, t1: float) -> RBState:
         """SSP-RK3 from t0 to t1, each trajectory with its own steps landing on t1.
 
