@@ -15,6 +15,7 @@ import numpy as np
 import panel as pn
 import param
 
+from app.source_runner import WITHOUT_MODEL
 from app.store import ensemble_stats, mosaic
 from app.views.base import TabView
 from app.views.plotting import (
@@ -239,6 +240,9 @@ class FieldViews(TabView):
         panel = self.panels["recon"]
         if main is None or main.space == "pixel":
             panel.show(None, extent, "AE reconstruction: none (pixel-space emulator)")
+            return
+        if main.space in WITHOUT_MODEL:
+            panel.show(None, extent, f"AE reconstruction: none ({WITHOUT_MODEL[main.space]})")
             return
         recon = main.recon.get(index)
         rate = f"×{main.rate:.0f}" if main.rate else ""

@@ -23,6 +23,7 @@ from engine.sources.emulators import (
     run_emulator,
 )
 from engine.sources.frames import Frames
+from engine.sources.memory import MemoryWell
 from engine.sources.open import ModelFolder, Source, open_source
 from engine.sources.rollout_file import MEMBER_DIMS, RolloutFile, open_rollout
 from engine.sources.roots import AllowedRoots
@@ -35,6 +36,7 @@ __all__ = [
     "EmulatorEntry",
     "EmulatorProtocol",
     "Frames",
+    "MemoryWell",
     "ModelFolder",
     "RolloutFile",
     "Source",

@@ -74,6 +74,10 @@ class WellSource:
         return self.info.spatial_dims
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        return self.info.shape
+
+    @property
     def channels(self) -> tuple[str, ...]:
         return self.info.channel_names
 
