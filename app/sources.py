@@ -33,10 +33,11 @@ from engine.sources import (
     open_rollout,
     open_source,
 )
-from engine.sources.emulators import registered_emulators
+from engine.sources.emulators import import_emulator_modules, registered_emulators
 
 BUILTIN = "built-in systems (zoo)"
 NO_EMULATOR = "none (truth only)"
+EMULATORS_VARIABLE = "LATENTSIM_VIEW_EMULATORS"  # modules or .py files that register some
 PATHS_VARIABLE = "LATENTSIM_VIEW_PATHS"  # os.pathsep-separated: what `latentsim view` got
 MEMORY = "memory:"
 log = logging.getLogger(__name__)
@@ -105,8 +106,10 @@ def server_catalog(args: tuple[str, ...]) -> SourceCatalog | None:
 
 @cache
 def entry_point_problems() -> dict[str, str]:
-    """Load the `latentsim.emulators` entry points once per process; what failed."""
-    return load_entry_points()
+    """Load the `latentsim.emulators` entry points and the modules `latentsim view
+    --emulators` names, once per process; what failed (shown to every session)."""
+    modules = [m for m in os.environ.get(EMULATORS_VARIABLE, "").split(os.pathsep) if m]
+    return load_entry_points() | import_emulator_modules(modules)
 
 
 _CATALOGS: dict[tuple[str, ...], SourceCatalog | None] = {}

@@ -41,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a directory whose sources the page may list and open (repeatable; "
         "default: the directories holding PATHs)",
     )
+    parser.add_argument(
+        "--emulators",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a Python file (.py) or module that registers emulators with "
+        "engine.sources.register_emulator (repeatable; docs/sources.md)",
+    )
     parser.add_argument("--address", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=5006, help="port (0: any free port)")
     parser.add_argument("--show", action="store_true", help="open a browser tab")
@@ -80,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port < 65536:
         raise ParameterError("--port", args.port, "0..65535")
     env = {**os.environ, **environment(args.paths, args.root)}
+    modules = [str(Path(m).resolve()) if m.endswith(".py") else m for m in args.emulators]
+    env["LATENTSIM_VIEW_EMULATORS"] = os.pathsep.join(modules)
     port = args.port or free_port(args.address)
     origin = f"{args.address}:{port}"
     command = [

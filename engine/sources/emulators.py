@@ -22,7 +22,9 @@ non-finite value stops the run with a message naming the emulator and the proble
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import runpy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -128,6 +130,21 @@ def load_entry_points() -> dict[str, str]:
         else:
             _PROBLEMS.pop(point.name, None)
     return dict(_PROBLEMS)
+
+
+def import_emulator_modules(modules: list[str]) -> dict[str, str]:
+    """Run Python files (`path.py`) or import modules that call `register_emulator`
+    (`latentsim view --emulators`); returns {module: problem} for those that failed."""
+    problems = {}
+    for module in modules:
+        try:
+            if module.endswith(".py"):
+                runpy.run_path(module, run_name="latentsim_emulators")
+            else:
+                importlib.import_module(module)
+        except Exception as err:  # foreign code: report, keep serving
+            problems[module] = f"emulators from {module}: {type(err).__name__}: {err}"
+    return problems
 
 
 def run_emulator(

@@ -105,8 +105,9 @@ def read_dataset(path: Path) -> xarray.Dataset:
     """Open a NetCDF/Zarr file read-only and load it into memory (then close it)."""
     kind = file_kind(path)
     engines = {"zarr": "zarr", "hdf5": "h5netcdf", "netcdf3": "scipy"}
+    options = {"consolidated": _consolidated(path)} if kind == "zarr" else {}
     try:
-        opened = xarray.open_dataset(path, engine=engines[kind], decode_times=False)
+        opened = xarray.open_dataset(path, engine=engines[kind], decode_times=False, **options)
     except (ImportError, ValueError) as err:
         if "zarr" in str(err) or "scipy" in str(err):
             extra = "zarr" if kind == "zarr" else "scipy"
@@ -116,6 +117,14 @@ def read_dataset(path: Path) -> xarray.Dataset:
         raise DataFormatError(path, f"cannot read as {kind}: {err}") from err
     with opened:
         return opened.load()
+
+
+def _consolidated(path: Path) -> bool:
+    """Whether a Zarr store has consolidated metadata (asking xarray to guess warns)."""
+    if (path / ".zmetadata").is_file():
+        return True
+    root = path / "zarr.json"
+    return root.is_file() and "consolidated_metadata" in root.read_text(errors="replace")
 
 
 def open_rollout(

@@ -47,7 +47,8 @@ class WellSource:
         if not found:
             self._files = {ALL: find_well_files(self.path)}
         self._infos = {
-            split: [inspect_well_file(f) for f in files] for split, files in self._files.items()
+            split: [inspect_well_file(f, spatial_dims=(2, 3)) for f in files]
+            for split, files in self._files.items()
         }
         first = next(iter(self._infos.values()))[0]
         self.info = first
