@@ -203,8 +203,9 @@ class FieldViews(TabView):
         main = store.main
         members = main.members_at(index) if main is not None else None
         p = self.panels
+        origin = "file" if main is not None and main.space in WITHOUT_MODEL else "solver"
         p["truth"].show(
-            None if truth is None else truth[c], extent, f"Ground truth (solver), frame {frame}"
+            None if truth is None else truth[c], extent, f"Ground truth ({origin}), frame {frame}"
         )
         self._show_recon(main, index, c, extent)
         mosaic_mode = state.mosaic and members is not None and len(members) > 1

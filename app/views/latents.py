@@ -45,6 +45,7 @@ class LatentView(TabView):
         self._shape: tuple[int, ...] | None = None
         self.state.param.watch(self.refresh, ["time_index", "member", "mosaic"])
         self.store.param.watch(self.refresh, ["revision"])
+        self.refresh()  # built lazily, possibly after the job is done: show it now
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
