@@ -170,11 +170,12 @@ class ExplorerApp(pn.viewable.Viewer):
                 self.picker = SourcePicker(
                     state=self.state, store=self.store, sources=self.sources, on_open=self.run
                 )
+                self._controls_slot = pn.Column(self.controls, sizing_mode="stretch_width")
                 self.sources.param.watch(self._source_changed, ["source"])
                 for problem in entry_point_problems().values():
                     self.store.notify("warning", problem)
                 self._source_changed()
-                sidebar = [self.picker, self.controls]
+                sidebar = [self.picker, self._controls_slot]
         else:
             missing = pn.pane.Alert(
                 NO_EMULATOR,
@@ -231,7 +232,7 @@ class ExplorerApp(pn.viewable.Viewer):
 
     def _source_changed(self, *_: Any) -> None:
         builtin = self.sources.builtin
-        self.controls.visible = builtin and self.state.available
+        self._controls_slot.visible = builtin and self.state.available
         if builtin and self.state.available:
             self.state.param.trigger("system")  # menus and bounds of the zoo again
 

@@ -42,9 +42,12 @@ class WellSource:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        found = [s for s in SPLITS if (self.path / "data" / s).is_dir() or (self.path / s).is_dir()]
-        self._files = {s: find_well_files(self.path, s) for s in found}
-        if not found:
+        self._files = {}
+        for split in SPLITS:  # the splits present, empty ones left out
+            folders = (self.path / "data" / split, self.path / split)
+            if any(f.is_dir() and any(f.glob("*.h*5")) for f in folders):
+                self._files[split] = find_well_files(self.path, split)
+        if not self._files:
             self._files = {ALL: find_well_files(self.path)}
         self._infos = {
             split: [inspect_well_file(f, spatial_dims=(2, 3)) for f in files]

@@ -10,10 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,9 +17,8 @@ from browser_helpers import TIMEOUT_MS, click_tab, figure_data, wait_figure
 from playwright.sync_api import Page, expect
 
 from tests.sources.files import rollout_of_dummy, the_wells_dummy
-from tools.app_bench import VIEWPORT, free_port, main_view_screenshot
-
-REPO = Path(__file__).resolve().parents[2]
+from tools.app_bench import VIEWPORT, main_view_screenshot
+from tools.sources_demo import serve_view
 
 
 @pytest.fixture(scope="module")
@@ -32,29 +27,9 @@ def view_url(zoo_root, tmp_path_factory):
     well = the_wells_dummy(data / "dummy.hdf5")
     rollout_of_dummy(data / "my-rollout.nc", well)
     log = tmp_path_factory.mktemp("server") / "view.log"
-    port = free_port()
-    env = {**os.environ, "LATENTSIM_ASSETS": str(zoo_root)}
-    command = [sys.executable, "-m", "engine.cli", "view", "my-rollout.nc", "dummy.hdf5"]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [*command, "--port", str(port)], cwd=data, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}/app"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=10):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
-                time.sleep(0.25)
+    with serve_view(["my-rollout.nc", "dummy.hdf5"], cwd=data, log=log, assets=zoo_root) as url:
         assert f"latentsim view: {url}" in log.read_text()  # the command prints the URL
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture
