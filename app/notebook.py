@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 
-import panel as pn
 import xarray
 
 from app.shell import ExplorerApp
@@ -30,8 +29,7 @@ def explore(*datasets: xarray.Dataset, zoo: Zoo | None = None, **named: xarray.D
     explorer = ExplorerApp(zoo, catalog=catalog)
     try:
         asyncio.get_running_loop()
-    except RuntimeError:  # no loop (a plain script): open when the page is shown
-        pn.state.onload(explorer.run)
-    else:  # a notebook kernel's loop: the job streams into the displayed page
-        explorer.run()
+    except RuntimeError:  # no loop (a script): Open in the page, or await explorer.run()
+        return explorer
+    explorer.run()  # a notebook kernel's loop: the job streams into the displayed page
     return explorer
