@@ -30,6 +30,7 @@ from engine.metrics import rank_histogram
 from engine.rollout import RolloutBlock, TruthFrame
 from engine.sources import Frames, MemoryWell, RolloutFile, WellSource, run_emulator
 from engine.sources.emulators import registered_emulators
+from engine.systems.base import SystemSpec
 
 log = logging.getLogger(__name__)
 # What a series of each source kind is, for views that have nothing to show without a
@@ -212,43 +213,29 @@ class SourceRunner:
 
 
 # -- on the compute worker -------------------------------------------------------------------
-def _prepare(job: SourceJob) -> tuple[Frames | None, RunRequest, object, str]:
-    """The truth frames, the request describing the job and the spec of the grid."""
+def _prepare(job: SourceJob) -> tuple[Frames | None, RunRequest, SystemSpec, str]:
+    """The truth frames, the request describing the job, the grid's spec (its frame
+    interval from the stored or lead times) and the series' kind (`WITHOUT_MODEL`)."""
     source = job.source
     if isinstance(source, RolloutFile):
-        grid, truth = source.grid, source.truth
-        horizon, members = source.members.shape[1], source.members.shape[0]
-        label = Path(source.path).name
-        kind, context = "file", 1
-        dt = np.diff(source.lead_time)
-        stride = 1
+        spec, truth = source.grid.spec(), source.truth
+        members, horizon = source.members.shape[:2]
+        label, kind, context = Path(source.path).name, "file", 1
     else:
         truth = source.frames(job.split, job.trajectory, axis=job.axis, index=job.index)
-        grid = truth
-        if job.emulator == NO_EMULATOR:
-            horizon, members, label, kind, context = (
-                len(truth.time) - job.start,
-                1,
-                "truth",
-                "truth",
-                0,
-            )
+        spec = truth.spec()
+        entry = registered_emulators().get(job.emulator)
+        if entry is None:
+            label, kind, context, members = "truth", "truth", 0, 1
         else:
-            entry = registered_emulators()[job.emulator]
-            context = entry.context
-            horizon = len(truth.time) - job.start - context
-            if horizon < 1:
-                raise LatentsimError(
-                    f"start frame {job.start} leaves no frame to predict after "
-                    f"{context} context frame(s) of {len(truth.time)}"
-                )
+            label, kind, context = f"{entry.name} (your emulator)", "emulator", entry.context
             members = job.members if entry.ensemble else 1
-            label, kind = f"{entry.name} (your emulator)", "emulator"
-        dt = np.diff(truth.time)
-        stride = 1
-    spec = grid.spec()
-    if len(dt) and np.all(dt > 0):
-        spec = _with_frame_dt(spec, float(np.median(dt)))
+        horizon = len(truth.time) - job.start - context
+        if horizon < 1:
+            raise LatentsimError(
+                f"start frame {job.start} leaves no frame to predict after "
+                f"{context} context frame(s) of {len(truth.time)}"
+            )
     series = SeriesSpec(
         key="main",
         label=label,
@@ -258,23 +245,17 @@ def _prepare(job: SourceJob) -> tuple[Frames | None, RunRequest, object, str]:
         sampler="none",
         steps=0,
         members=members,
-        frame_stride=stride,
+        frame_stride=1,
     )
     request = RunRequest(
         system=spec.name,
         conditions={},
         seed=job.trajectory,
         context=job.start + context,
-        horizon=max(horizon, 1),
+        horizon=horizon,
         series=(series,),
     )
     return truth, request, spec, kind
-
-
-def _with_frame_dt(spec, frame_dt: float):
-    from dataclasses import replace
-
-    return replace(spec, frame_dt=frame_dt)
 
 
 def _score(key: str, block: RolloutBlock, truth: FileTruth | None) -> BlockUpdate:
@@ -335,7 +316,9 @@ def _emulator_blocks(
         yield _score("main", block, truth)
 
 
-def _emulated_dataset(blocks: list[RolloutBlock], spec, job: SourceJob) -> xarray.Dataset:
+def _emulated_dataset(
+    blocks: list[RolloutBlock], spec: SystemSpec, job: SourceJob
+) -> xarray.Dataset:
     frames = np.concatenate([b.frames.numpy() for b in blocks], axis=1)
     dims = ("member", "time", "x", "y")
     data = {name: (dims, frames[:, :, c]) for c, name in enumerate(spec.channel_names)}

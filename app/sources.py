@@ -40,6 +40,7 @@ NO_EMULATOR = "none (truth only)"
 EMULATORS_VARIABLE = "LATENTSIM_VIEW_EMULATORS"  # modules or .py files that register some
 PATHS_VARIABLE = "LATENTSIM_VIEW_PATHS"  # os.pathsep-separated: what `latentsim view` got
 MEMORY = "memory:"
+OPENED_KEPT = 8  # opened sources kept in memory per server, newest last
 log = logging.getLogger(__name__)
 QUERY_KEYS = ("source", "split", "trajectory", "start", "axis", "index", "emulator")
 
@@ -55,6 +56,7 @@ class SourceCatalog:
     ):
         self.roots = roots
         self.datasets = dict(datasets or {})
+        self._opened: dict[tuple[str, int], Source] = {}
         started = [roots.check(p) for p in paths]
         listed = [p for p in roots.candidates() if not (p / "manifest.json").is_file()]
         self.entries: dict[str, str] = {f"{MEMORY}{name}": name for name in self.datasets}
@@ -92,7 +94,12 @@ class SourceCatalog:
         if key.startswith(MEMORY):
             dataset = self.datasets[key[len(MEMORY) :]]
             return MemoryWell(dataset) if MemoryWell.accepts(dataset) else open_rollout(dataset)
-        return open_source(key, self.roots)
+        stamp = (key, _modified(Path(key)))
+        if stamp not in self._opened:  # sessions share what was read (files are not changed)
+            if len(self._opened) >= OPENED_KEPT:
+                self._opened.pop(next(iter(self._opened)))
+            self._opened[stamp] = open_source(key, self.roots)
+        return self._opened[stamp]
 
 
 def server_catalog(args: tuple[str, ...]) -> SourceCatalog | None:
@@ -271,6 +278,14 @@ class SourceState(param.Parameterized):
             return {}
         values = {name: getattr(self, name) for name in QUERY_KEYS}
         return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def _modified(path: Path) -> int:
+    """A stamp that changes when the file (or a Zarr store's root) is rewritten."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _num(value: Any) -> bool:

@@ -98,10 +98,6 @@ def register_emulator(
     return entry
 
 
-def unregister_emulator(name: str) -> None:
-    _REGISTRY.pop(name, None)
-
-
 def registered_emulators() -> dict[str, EmulatorEntry]:
     return dict(_REGISTRY)
 
