@@ -149,3 +149,16 @@ def test_explore_in_memory_well_and_rollout(tiny_zoo, tmp_path: Path) -> None:
     assert np.isfinite(rmse).all() and (np.diff(rmse) > 0).all()
     with pytest.raises(TypeError, match=r"not an xarray\.Dataset"):
         app.explore(np.zeros(3))
+
+
+def test_panel_serve_args_and_latentsim_view_environment(data: Path, monkeypatch) -> None:
+    monkeypatch.delenv("LATENTSIM_VIEW_PATHS", raising=False)
+    monkeypatch.delenv("LATENTSIM_VIEW_ROOTS", raising=False)
+    assert SourceCatalog.from_environment(()) is None  # plain `panel serve app`: the zoo only
+    catalog = SourceCatalog.from_environment((str(data / "roll.nc"),))  # --args roll.nc
+    assert catalog.initial == str((data / "roll.nc").resolve())
+    assert catalog.roots.roots == (data.resolve(),)
+    monkeypatch.setenv("LATENTSIM_VIEW_PATHS", str(data / "dummy.hdf5"))
+    monkeypatch.setenv("LATENTSIM_VIEW_ROOTS", str(data))
+    catalog = SourceCatalog.from_environment(())
+    assert catalog.initial == str((data / "dummy.hdf5").resolve())
