@@ -235,6 +235,8 @@ class ExplorerApp(pn.viewable.Viewer):
         self._controls_slot.visible = builtin and self.state.available
         if builtin and self.state.available:
             self.state.param.trigger("system")  # menus and bounds of the zoo again
+        elif builtin:
+            self.store.notify("info", "No emulator in the zoo yet: pick a file source.")
 
     def view(self, name: str) -> pn.viewable.Viewable:
         """The view of tab `name`, built on first use."""

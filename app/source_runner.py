@@ -188,7 +188,9 @@ class SourceRunner:
             blocks.append(update.block)
             if not await apply(lambda u=update: self._block(u, request)):
                 return
-        series_data = dataset if dataset is not None else _emulated_dataset(blocks, spec, job)
+        series_data = (
+            dataset if dataset is not None else _emulated_dataset(blocks, truth.source, job)
+        )
 
         def finish() -> None:
             store.series["main"].stream = FileRollout(series_data)
@@ -316,15 +318,25 @@ def _emulator_blocks(
         yield _score("main", block, truth)
 
 
-def _emulated_dataset(
-    blocks: list[RolloutBlock], spec: SystemSpec, job: SourceJob
-) -> xarray.Dataset:
+def _emulated_dataset(blocks: list[RolloutBlock], truth: Frames, job: SourceJob) -> xarray.Dataset:
+    """A user emulator's rollout in the rollout-file schema (docs/sources.md), naming its
+    truth, so the download opens again in the explorer as a rollout file."""
     frames = np.concatenate([b.frames.numpy() for b in blocks], axis=1)
     dims = ("member", "time", "x", "y")
-    data = {name: (dims, frames[:, :, c]) for c, name in enumerate(spec.channel_names)}
+    data = {
+        name: (dims, frames[:, :, c], {"units": unit, "long_name": long_name})
+        for c, (name, unit, long_name) in enumerate(
+            zip(truth.channels, truth.units, truth.long_names, strict=True)
+        )
+    }
     coords = {
+        "member": np.arange(frames.shape[0]),
         "time": np.concatenate([b.lead_time for b in blocks]),
         "frame": ("time", np.concatenate([b.frame_index for b in blocks])),
+        "x": truth.x,
+        "y": truth.y,
     }
-    attrs = {"emulator": job.emulator, "source": job.label, "trajectory": job.trajectory}
+    attrs = {"emulator": job.emulator, "truth_trajectory": job.trajectory}
+    if isinstance(job.source, WellSource):
+        attrs.update(truth_file=str(job.source.path), truth_split=job.split or "")
     return xarray.Dataset(data, coords=coords, attrs=attrs)

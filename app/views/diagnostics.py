@@ -144,7 +144,7 @@ class DiagnosticsView(TabView):
             else ""
         )
         self.note.object = missing + (
-            f"Field **{name}**. Scores per lead time against the solver's truth; dashed: "
+            f"Field **{name}**. Scores per lead time against the truth; dashed: "
             "the autoencoder alone (encode → decode the truth), the floor no latent "
             "emulator at this rate can beat. Rank histogram: flat = calibrated, "
             "U-shaped = too little spread, dome = too much, sloped = biased."

@@ -16,7 +16,7 @@ from app.shell import ExplorerApp
 from app.sources import BUILTIN, NO_EMULATOR, SourceCatalog, SourceState
 from engine.data.well_reader import open_well
 from engine.rollout import RolloutConfig, rollout, truth_dataset
-from engine.sources import AllowedRoots, register_emulator
+from engine.sources import AllowedRoots, open_source, register_emulator
 from engine.sources import emulators as registry
 from tests.sources.files import rollout_of_dummy, the_wells_dummy
 
@@ -97,7 +97,7 @@ def test_latentsims_own_rollout_gets_its_truth_from_the_solver(tiny_zoo, tmp_pat
     assert np.isfinite(store.main.scores["vrmse"]).all()
 
 
-def test_a_registered_emulator_runs_on_a_well_trajectory(tiny_zoo, data: Path) -> None:
+def test_a_registered_emulator_runs_on_a_well_trajectory(tiny_zoo, data: Path, tmp_path) -> None:
     def nudge(context, conditions, members):
         return context[:, -1:] + 0.01 * torch.randn(members, 2, *context.shape[2:])
 
@@ -113,7 +113,12 @@ def test_a_registered_emulator_runs_on_a_well_trajectory(tiny_zoo, data: Path) -
     assert store.main.ready == 7 and store.main.members == 3  # 10 frames - start 2 - context 1
     assert store.main.frame_index(0) == 3
     assert np.isfinite(store.main.scores["crps"]).all()
-    assert store.main.dataset().sizes["member"] == 3
+    downloaded = tmp_path / "nudge.nc"  # the download opens again as a rollout file
+    store.main.dataset().to_netcdf(downloaded, engine="h5netcdf")
+    again = open_source(downloaded)
+    assert again.members.shape[:2] == (3, 7)
+    np.testing.assert_array_equal(again.frame_index, np.arange(3, 10))
+    np.testing.assert_array_equal(again.truth.values, store.truth.source.values)
 
 
 def test_an_emulator_with_nan_or_a_wrong_shape_is_reported(tiny_zoo, data: Path) -> None:
