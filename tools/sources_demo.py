@@ -1,6 +1,7 @@
 """A user's own data in the explorer, end to end, for docs/app.md's screenshot.
 
-    .venv/bin/python -m tools.sources_demo --out /tmp/demo --screenshot docs/img/app-sources.png
+    .venv/bin/python -m tools.sources_demo --out /tmp/demo \
+        --screenshot docs/img/app-sources.png --diagnostics docs/img/app-sources-diagnostics.png
 
 1. `latentsim generate`'s code writes a small Well-format dataset (Rayleigh–Bénard, one
    test trajectory) — stands for a user's dataset;
@@ -88,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--screenshot", type=Path, required=True)
+    parser.add_argument("--diagnostics", type=Path, help="also a screenshot of that tab")
     parser.add_argument("--emulator", default="rayleigh_benard-diffusion-ae64")
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--horizon", type=int, default=40)
@@ -106,6 +108,12 @@ def main() -> None:
         page.locator(".ls-source-status", has_text="done:").wait_for(timeout=120_000)
         page.locator(".ls-source-note").scroll_into_view_if_needed()
         main_view_screenshot(page, args.screenshot)
+        if args.diagnostics is not None:
+            page.locator(".bk-tab", has_text="Diagnostics").click()
+            page.locator(".ls-metrics").wait_for(timeout=60_000)
+            page.wait_for_timeout(3000)  # the charts' first draw
+            page.locator(".ls-tabs").scroll_into_view_if_needed()
+            main_view_screenshot(page, args.diagnostics)
         browser.close()
     print(f"{url}: screenshot {args.screenshot}")
 
