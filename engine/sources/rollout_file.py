@@ -22,14 +22,16 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray
 
-from engine.errors import DataFormatError, LatentsimError
+from engine.errors import DataFormatError
 from engine.sources.frames import Frames
+from engine.systems import SYSTEM_NAMES
 
 MEMBER_DIMS = ("member", "ensemble", "realization", "sample", "number")
 TIME_DIMS = ("time", "lead", "step", "lead_time", "t")
@@ -45,6 +47,8 @@ class RolloutFile:
 
     `frame_index` (L,) is the truth frame each lead is compared with: `truth.values`
     is indexed by it. `notes` say what was assumed or is missing, for the user.
+    A truth from the solver is computed on first use of `truth` (seconds of solver
+    time, which a server spends on its compute worker, not while a file is picked).
     """
 
     path: str
@@ -52,9 +56,14 @@ class RolloutFile:
     lead_time: np.ndarray
     frame_index: np.ndarray
     grid: Frames  # channels, units and coordinates; its values are the members' mean
-    truth: Frames | None
+    stored_truth: Frames | None
     notes: tuple[str, ...] = ()
     attrs: dict[str, Any] = field(default_factory=dict)
+    solve_truth: Callable[[], Frames] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def truth(self) -> Frames | None:
+        return self.solve_truth() if self.solve_truth is not None else self.stored_truth
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -151,6 +160,7 @@ class _Parser:
         self.path, self.truth_loader = path, truth_loader
         self.dataset = _split_channels(dataset)
         self.notes: list[str] = []
+        self.solve: Callable[[], Frames] | None = None
 
     def fail(self, problem: str) -> DataFormatError:
         return DataFormatError(self.path, problem)
@@ -216,9 +226,10 @@ class _Parser:
             lead_time=lead_time,
             frame_index=frame_index,
             grid=grid,
-            truth=truth,
+            stored_truth=truth,
             notes=tuple(self.notes),
             attrs=dict(ds.attrs),
+            solve_truth=self.solve,
         )
 
     def _lead_time(self, time_dim: str, n_leads: int) -> np.ndarray:
@@ -327,25 +338,33 @@ class _Parser:
     def _solver_truth(
         self, grid: Frames, frame: np.ndarray | None, n_leads: int
     ) -> tuple[np.ndarray, Frames | None]:
-        from engine.rollout.truth import truth_dataset  # the solver only when needed
-
+        """Checks the attributes now; the solver runs when the truth is first used."""
         attrs = self.dataset.attrs
         frame = frame if frame is not None else np.arange(n_leads)
         try:
             conditions = json.loads(str(attrs.get("conditions", "{}")))
-            truth = truth_dataset(
-                str(attrs["system"]),
-                conditions,
-                int(attrs["seed"]),
-                int(frame.max()) + 1,
-                grid=grid.grid_shape,
+        except json.JSONDecodeError as err:
+            raise self.fail(f"attribute conditions is not JSON ({err})") from err
+        system, seed = str(attrs["system"]), int(attrs["seed"])
+        if system not in SYSTEM_NAMES:
+            self.notes.append(
+                f"no truth: system {system!r} is not one latentsim can rerun "
+                f"({', '.join(SYSTEM_NAMES)})"
             )
-        except LatentsimError as err:
-            self.notes.append(f"no truth: the solver could not rerun the attributes' run ({err})")
             return frame, None
-        values = np.stack([truth[c].values for c in grid.channels], axis=1).astype(np.float32)
-        self.notes.append(f"truth: {attrs['system']} solver, seed {attrs['seed']}")
-        return frame, self._checked(grid, truth["time"].values, values, "solver")
+
+        def solve() -> Frames:
+            from engine.rollout.truth import truth_dataset  # the solver only when needed
+
+            truth = truth_dataset(
+                system, conditions, seed, int(frame.max()) + 1, grid=grid.grid_shape
+            )
+            values = np.stack([truth[c].values for c in grid.channels], axis=1)
+            return self._checked(grid, truth["time"].values, values.astype(np.float32), "solver")
+
+        self.solve = solve
+        self.notes.append(f"truth: the {system} solver, seed {seed} (run when shown)")
+        return frame, None
 
 
 def _split_channels(dataset: xarray.Dataset) -> xarray.Dataset:

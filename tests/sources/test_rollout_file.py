@@ -99,6 +99,12 @@ def test_what_is_missing_is_said(tmp_path: Path) -> None:
         DataFormatError, match=r"no field variable with dims \(member, time, x, y\)"
     ):
         open_rollout(no_field)
+    foreign = xarray.Dataset(
+        {"u": (("time", "x", "y"), np.zeros((3, 4, 4)))}, attrs={"system": "mine", "seed": 1}
+    )
+    assert any(
+        "system 'mine' is not one latentsim can rerun" in n for n in open_rollout(foreign).notes
+    )
     no_truth = xarray.Dataset({"u": (("time", "x", "y"), np.zeros((3, 4, 4)))})
     rollout = open_rollout(no_truth)
     assert rollout.truth is None
