@@ -28,7 +28,14 @@ from app.store import BlockUpdate, RunStore
 from engine.errors import LatentsimError
 from engine.metrics import rank_histogram
 from engine.rollout import RolloutBlock, TruthFrame
-from engine.sources import Frames, MemoryWell, RolloutFile, WellSource, run_emulator
+from engine.sources import (
+    Frames,
+    MemoryWell,
+    RolloutFile,
+    SolverSource,
+    WellSource,
+    run_emulator,
+)
 from engine.sources.emulators import registered_emulators
 from engine.systems.base import SystemSpec
 
@@ -48,7 +55,7 @@ class SourceJob:
     """What to show: fixed when Open is pressed."""
 
     label: str
-    source: WellSource | MemoryWell | RolloutFile
+    source: WellSource | MemoryWell | SolverSource | RolloutFile
     split: str | None
     trajectory: int
     start: int
@@ -299,7 +306,8 @@ def _emulator_blocks(
     context = np.stack([truth.source.values[i] for i in range(job.start, first)])
     produced = 0
     times = truth.source.time
-    for frames in run_emulator(entry, context, {}, request.horizon, job.members):
+    conditions = job.source.parameters(job.split, job.trajectory)
+    for frames in run_emulator(entry, context, conditions, request.horizon, job.members):
         n = frames.shape[1]
         lead = np.arange(produced + 1, produced + n + 1)
         index = first - 1 + lead

@@ -26,6 +26,7 @@ from engine.sources import (
     MemoryWell,
     ModelFolder,
     RolloutFile,
+    SolverSource,
     Source,
     WellSource,
     emulators_for,
@@ -34,12 +35,15 @@ from engine.sources import (
     open_source,
 )
 from engine.sources.emulators import import_emulator_modules, registered_emulators
+from engine.systems import SYSTEM_NAMES
 
 BUILTIN = "built-in systems (zoo)"
 NO_EMULATOR = "none (truth only)"
 EMULATORS_VARIABLE = "LATENTSIM_VIEW_EMULATORS"  # modules or .py files that register some
 PATHS_VARIABLE = "LATENTSIM_VIEW_PATHS"  # os.pathsep-separated: what `latentsim view` got
 MEMORY = "memory:"
+SYSTEM = "system:"  # a built-in system's solver, offered when an emulator targets it
+DATASETS = (WellSource, MemoryWell, SolverSource)  # truth sources an emulator can run on
 OPENED_KEPT = 8  # opened sources kept in memory per server, newest last
 log = logging.getLogger(__name__)
 QUERY_KEYS = ("source", "split", "trajectory", "start", "axis", "index", "emulator")
@@ -62,6 +66,9 @@ class SourceCatalog:
         self.entries: dict[str, str] = {f"{MEMORY}{name}": name for name in self.datasets}
         for path in dict.fromkeys([*started, *listed]):
             self.entries[str(path)] = self._label(path)
+        for system in sorted({e.target for e in registered_emulators().values()}):
+            if system in SYSTEM_NAMES:
+                self.entries[f"{SYSTEM}{system}"] = f"{system} (solver, your emulators)"
         self.initial = (
             str(started[0]) if started else next(iter(self.entries)) if self.datasets else None
         )
@@ -74,7 +81,8 @@ class SourceCatalog:
         listed += list(args)
         holders = [Path(p).resolve() for p in args]
         roots = AllowedRoots.from_environment([p.parent if p.is_file() else p for p in holders])
-        if not listed and not roots.roots:
+        targets = {e.target for e in registered_emulators().values()}
+        if not listed and not roots.roots and not targets & set(SYSTEM_NAMES):
             return None
         return cls(roots, tuple(listed))
 
@@ -91,6 +99,8 @@ class SourceCatalog:
                 f"source {key!r} is not one this server offers "
                 f"({', '.join(self.entries.values()) or 'none'})"
             )
+        if key.startswith(SYSTEM):
+            return SolverSource(key[len(SYSTEM) :])
         if key.startswith(MEMORY):
             dataset = self.datasets[key[len(MEMORY) :]]
             return MemoryWell(dataset) if MemoryWell.accepts(dataset) else open_rollout(dataset)
@@ -104,10 +114,10 @@ class SourceCatalog:
 
 def server_catalog(args: tuple[str, ...]) -> SourceCatalog | None:
     """The server's catalog, built on its first session and shared by later ones."""
+    for name, problem in entry_point_problems().items():  # registers them first
+        log.warning("emulator entry point %s: %s", name, problem)
     if args not in _CATALOGS:
         _CATALOGS[args] = SourceCatalog.from_environment(args)
-    for name, problem in entry_point_problems().items():
-        log.warning("emulator entry point %s: %s", name, problem)
     return _CATALOGS[args]
 
 
@@ -164,7 +174,7 @@ class SourceState(param.Parameterized):
         opened = self.opened
         if isinstance(opened, RolloutFile):
             return opened.members.shape[1], opened.members.shape[0]
-        if isinstance(opened, WellSource | MemoryWell):
+        if isinstance(opened, DATASETS):
             entry = registered_emulators().get(self.emulator)
             context = entry.context if entry is not None else 0
             members = self.members if entry is not None and entry.ensemble else 1
@@ -195,7 +205,7 @@ class SourceState(param.Parameterized):
                 "to use its models instead of the shipped zoo"
             )
             return
-        if isinstance(opened, WellSource | MemoryWell):
+        if isinstance(opened, DATASETS):
             self.param.split.objects = list(opened.splits)
             self.split = opened.splits[0]
             three_d = len(opened.spatial_dims) == 3
@@ -209,7 +219,7 @@ class SourceState(param.Parameterized):
 
     @param.depends("split", watch=True)
     def _split_changed(self) -> None:
-        if isinstance(self.opened, WellSource | MemoryWell) and self.split is not None:
+        if isinstance(self.opened, DATASETS) and self.split is not None:
             count = len(self.opened.trajectories(self.split))
             self.param.trajectory.bounds = (0, count - 1)
             self.trajectory = min(self.trajectory, count - 1)
@@ -218,7 +228,7 @@ class SourceState(param.Parameterized):
 
     @param.depends("axis", watch=True)
     def _axis_changed(self) -> None:
-        if isinstance(self.opened, WellSource | MemoryWell) and self.axis is not None:
+        if isinstance(self.opened, DATASETS) and self.axis is not None:
             size = self.opened.shape[self.opened.spatial_dims.index(self.axis)]
             self.param.index.bounds = (0, size - 1)
             self.index = size // 2
@@ -238,7 +248,7 @@ class SourceState(param.Parameterized):
                 "latents and the comparison rows (no model to run).",
             ]
             return "\n".join(lines)
-        if isinstance(opened, WellSource | MemoryWell):
+        if isinstance(opened, DATASETS):
             bcs = ", ".join(f"{d}: {b}" for d, b in opened.boundary_conditions.items())
             lines = [
                 f"**Well dataset** `{opened.name}` ({self.label}): fields "

@@ -13,9 +13,9 @@ from typing import Any
 import panel as pn
 import param
 
-from app.sources import SourceState
+from app.sources import DATASETS, SourceState
 from app.views.base import View
-from engine.sources import MemoryWell, RolloutFile, WellSource
+from engine.sources import RolloutFile
 
 
 class SourcePicker(View):
@@ -98,7 +98,7 @@ class SourcePicker(View):
     def _show(self, *_: Any) -> None:
         sources = self.sources
         opened = sources.opened
-        dataset = isinstance(opened, WellSource | MemoryWell)
+        dataset = isinstance(opened, DATASETS)
         self.options.visible = not sources.builtin
         self.open.disabled = bool(sources.problem) or opened is None
         for widget in (self.split, self.trajectory, self.start, self.emulator):

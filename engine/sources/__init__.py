@@ -27,6 +27,7 @@ from engine.sources.memory import MemoryWell
 from engine.sources.open import ModelFolder, Source, open_source
 from engine.sources.rollout_file import MEMBER_DIMS, RolloutFile, open_rollout
 from engine.sources.roots import AllowedRoots
+from engine.sources.solver import SolverSource
 from engine.sources.well import WellSource
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "MemoryWell",
     "ModelFolder",
     "RolloutFile",
+    "SolverSource",
     "Source",
     "WellSource",
     "emulators_for",

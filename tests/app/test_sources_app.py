@@ -16,7 +16,7 @@ from app.shell import ExplorerApp
 from app.sources import BUILTIN, NO_EMULATOR, SourceCatalog, SourceState
 from engine.data.well_reader import open_well
 from engine.rollout import RolloutConfig, rollout, truth_dataset
-from engine.sources import AllowedRoots, open_source, register_emulator
+from engine.sources import AllowedRoots, SolverSource, open_source, register_emulator
 from engine.sources import emulators as registry
 from tests.sources.files import rollout_of_dummy, the_wells_dummy
 
@@ -167,3 +167,25 @@ def test_panel_serve_args_and_latentsim_view_environment(data: Path, monkeypatch
     monkeypatch.setenv("LATENTSIM_VIEW_ROOTS", str(data))
     catalog = SourceCatalog.from_environment(())
     assert catalog.initial == str((data / "dummy.hdf5").resolve())
+
+
+def test_an_emulator_registered_for_a_system_runs_against_its_solver(tiny_zoo) -> None:
+    seen = {}
+
+    def persistence(context, conditions, members):
+        seen.update(conditions)
+        return context[:, -1:]
+
+    register_emulator("persist-kolmogorov", persistence, target="kolmogorov")
+    catalog = SourceCatalog(AllowedRoots([]))
+    assert catalog.entries == {"system:kolmogorov": "kolmogorov (solver, your emulators)"}
+    explorer = ExplorerApp(tiny_zoo, catalog=catalog)
+    sources = explorer.sources
+    sources.source = "system:kolmogorov"
+    assert sources.param.emulator.objects == [NO_EMULATOR, "persist-kolmogorov"]
+    sources.param.update(emulator="persist-kolmogorov", trajectory=5, start=90)
+    show(explorer)
+    store = explorer.store
+    assert store.status.startswith("done: 10 frames of persist-kolmogorov")
+    assert seen == SolverSource("kolmogorov").parameters("solver", 5)  # the seed's conditions
+    assert np.isfinite(store.main.scores["vrmse"]).all()
