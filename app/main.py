@@ -4,14 +4,19 @@ Models, the zoo and the compute worker live in imported modules, loaded once per
 process; this script only builds the page of a new session. Served, the session then
 syncs with the URL, starts the default rollout once the page has rendered, and cancels
 its job when the browser leaves.
+
+Sources besides the built-in systems come from `latentsim view PATH...` (through
+environment variables) or from `panel serve app --args PATH...` (app/sources.py).
 """
 
 import os
+import sys
 
 import panel as pn
 import torch
 
 from app.shell import INTRO, ExplorerApp
+from app.sources import server_catalog
 
 # One intra-op thread for the single compute worker: the other core stays with the
 # event loop, which serialises frames to every browser (a second OpenMP thread mostly
@@ -19,7 +24,7 @@ from app.shell import INTRO, ExplorerApp
 torch.set_num_threads(int(os.environ.get("LATENTSIM_APP_TORCH_THREADS", "1")))
 pn.extension(notifications=True)
 
-explorer = ExplorerApp(defer_images=pn.state.served)
+explorer = ExplorerApp(defer_images=pn.state.served, catalog=server_catalog(tuple(sys.argv[1:])))
 if pn.state.served:
     explorer.connect_session()
 explorer.servable(title="latentsim")

@@ -21,6 +21,9 @@ from app.lessons import Lesson, apply_lesson
 from app.models import current_zoo
 from app.overview import systems_markdown, zoo_markdown
 from app.runner import Dispatch, Runner, apply_now
+from app.source_runner import SourceJob, SourceRunner
+from app.sources import QUERY_KEYS as SOURCE_QUERY_KEYS
+from app.sources import SourceCatalog, SourceState, entry_point_problems
 from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
 from app.tabs import TAB_REGISTRY
@@ -33,6 +36,7 @@ from app.views.fields import FieldViews
 from app.views.latents import LatentView
 from app.views.lessons import LessonsView
 from app.views.share import ShareView
+from app.views.sources import SourcePicker
 from engine.zoo import Zoo
 
 TITLE = "latentsim"
@@ -96,19 +100,28 @@ def document_dispatch(doc: Document | None) -> Dispatch:
 class ExplorerApp(pn.viewable.Viewer):
     """The whole page for one session."""
 
-    def __init__(self, zoo: Zoo | None = None, *, defer_images: bool = False, **params: Any):
+    def __init__(
+        self,
+        zoo: Zoo | None = None,
+        *,
+        defer_images: bool = False,
+        catalog: SourceCatalog | None = None,
+        **params: Any,
+    ):
         """`defer_images`: build the field images only in `connect_session`'s page-loaded
         callback, so a new session's page (controls first) is built, sent and drawn
-        sooner; see FieldViews.defer_images."""
+        sooner; see FieldViews.defer_images. `catalog`: the files this session may open
+        besides the built-in systems (app/sources.py); None: the zoo only."""
         super().__init__(**params)
         zoo = zoo if zoo is not None else current_zoo()
         self.zoo = zoo
         self.state = ExplorerState(ZooMenus(zoo))
         self.store = RunStore()
         self._location: Location | None = None
-        self.runner = Runner(
-            self.store, dispatch=document_dispatch(pn.state.curdoc), zoo=lambda: zoo
-        )
+        dispatch = document_dispatch(pn.state.curdoc)
+        self.runner = Runner(self.store, dispatch=dispatch, zoo=lambda: zoo)
+        self.sources = SourceState(catalog) if catalog is not None else None
+        self.source_runner = SourceRunner(self.store, dispatch=dispatch)
         self.alert = pn.pane.Alert(
             "",
             alert_type="warning",
@@ -132,7 +145,7 @@ class ExplorerApp(pn.viewable.Viewer):
             css_classes=["ls-help"],
             sizing_mode="stretch_width",
         )
-        if self.state.available:
+        if self.state.available or self.sources is not None:
             self.controls = Controls(
                 state=self.state, store=self.store, on_run=self.run, on_cancel=self.runner.cancel
             )
@@ -153,6 +166,16 @@ class ExplorerApp(pn.viewable.Viewer):
             )
             self.tabs.param.watch(self._tab_changed, ["active"])
             sidebar, main = [self.controls], [help_card, self.alert, self.tabs]
+            if self.sources is not None:
+                self.picker = SourcePicker(
+                    state=self.state, store=self.store, sources=self.sources, on_open=self.run
+                )
+                self._controls_slot = pn.Column(self.controls, sizing_mode="stretch_width")
+                self.sources.param.watch(self._source_changed, ["source"])
+                for problem in entry_point_problems().values():
+                    self.store.notify("warning", problem)
+                self._source_changed()
+                sidebar = [self.picker, self._controls_slot]
         else:
             missing = pn.pane.Alert(
                 NO_EMULATOR,
@@ -171,17 +194,49 @@ class ExplorerApp(pn.viewable.Viewer):
     # -- actions ------------------------------------------------------------------------
     def run(self, *, clear_alert: bool = True) -> None:
         """Start a job for the current selection (replacing a running one)."""
-        if not self.state.available:
-            return
-        request, notes = self.state.request()
         if clear_alert:
             self.alert.visible = False
+        if self.sources is not None and not self.sources.builtin:
+            self.runner.cancel()
+            self._open_source()
+            return
+        if not self.state.available:
+            return
+        self.source_runner.cancel()
+        request, notes = self.state.request()
         for note in notes:
             self.store.notify("warning", note)
         self.state.time_index = 0
         if request.compare != "none" and request.compare_keys:
             self.tabs.active = TABS.index("Compare")
         self.runner.start(request)
+
+    def _open_source(self) -> None:
+        """Show the selected file source (app/source_runner.py) with the views' menus set
+        to its fields and leads."""
+        sources = self.sources
+        if sources.problem or sources.opened is None:
+            self.store.notify("error", sources.describe())
+            return
+        channels = list(sources.channels)
+        self.state.param.field.objects = channels
+        if self.state.field not in channels:
+            self.state.field = channels[0]
+        leads, members = sources.extent()
+        self.state.param.horizon.bounds = (1, max(leads, 1))
+        self.state.horizon = max(leads, 1)
+        self.state.param.member.bounds = (0, max(members - 1, 0))
+        self.state.member = min(self.state.member, max(members - 1, 0))
+        self.state.time_index = 0
+        self.source_runner.start(SourceJob.from_state(sources))
+
+    def _source_changed(self, *_: Any) -> None:
+        builtin = self.sources.builtin
+        self._controls_slot.visible = builtin and self.state.available
+        if builtin and self.state.available:
+            self.state.param.trigger("system")  # menus and bounds of the zoo again
+        elif builtin:
+            self.store.notify("info", "No emulator in the zoo yet: pick a file source.")
 
     def view(self, name: str) -> pn.viewable.Viewable:
         """The view of tab `name`, built on first use."""
@@ -251,7 +306,7 @@ class ExplorerApp(pn.viewable.Viewer):
         location = pn.state.location
         self.apply_url(location)
         pn.state.on_session_destroyed(self.runner.close)
-        if self.state.available:
+        if self.state.available or self.sources is not None:
             pn.state.onload(lambda: self._loaded(location))
 
     def _loaded(self, location: Location | None) -> None:
@@ -259,13 +314,18 @@ class ExplorerApp(pn.viewable.Viewer):
         # (and synced) only now; the images and the first rollout follow the page.
         self.fields.build_images()
         self.sync_url(location)
-        self.run(clear_alert=False)  # keep what the URL check reported
+        if self.state.available or self.sources is not None:
+            self.run(clear_alert=False)  # keep what the URL check reported
 
     def apply_url(self, location: Location | None) -> None:
         """Apply the URL's query to the state; bad values become notifications."""
-        if location is None or not self.state.available:
+        if location is None:
             return
-        warnings = self.state.apply_query(location.query_params)
+        warnings = []
+        if self.sources is not None:
+            warnings += self.sources.apply_query(location.query_params)
+        if self.state.available:
+            warnings += self.state.apply_query(location.query_params)
         if warnings:  # one notice, so none hides another
             self.store.notify("warning", "URL: " + "\n\nURL: ".join(warnings))
 
@@ -274,12 +334,17 @@ class ExplorerApp(pn.viewable.Viewer):
         parameters through panel, the conditions (named after each system's own
         parameters) by rewriting the query whenever they change."""
         self._location = location
-        if location is None or not self.state.available:
+        if location is None or not (self.state.available or self.sources is not None):
             return
         self._write_url()
         location.sync(self.state, {name: name for name in QUERY_PARAMS})
         self.state.param.watch(self._write_url, ["conditions"])
+        if self.sources is not None:
+            self.sources.param.watch(self._write_url, list(SOURCE_QUERY_KEYS))
 
     def _write_url(self, *_: Any) -> None:
         if self._location is not None:
-            self._location.search = "?" + urllib.parse.urlencode(self.state.to_query())
+            query = self.state.to_query() if self.state.available else {}
+            if self.sources is not None:
+                query.update(self.sources.to_query())
+            self._location.search = "?" + urllib.parse.urlencode(query)

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "engine.commands.encode",
     "engine.commands.zoo",
     "engine.commands.movie",
+    "engine.commands.view",
 )
 
 

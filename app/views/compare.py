@@ -16,6 +16,7 @@ import numpy as np
 import panel as pn
 import param
 
+from app.source_runner import WITHOUT_MODEL
 from app.store import Series, ensemble_stats
 from app.views.base import TabView
 from app.views.charts import StreamedChart, dims, line_options
@@ -95,8 +96,12 @@ class ComparisonView(TabView):
             CHART_CLASS,
         )
         self.chart.objects = [self._curves.pane]
+        space = store.main.space if store.main is not None else ""
         self.header.object = (
-            HELP
+            f"**No comparison rows**: they run several models from the same start, and "
+            f"{WITHOUT_MODEL[space]}."
+            if space in WITHOUT_MODEL
+            else HELP
             if not keys
             else (
                 f"Comparing **{request.compare}** on the same initial condition (seed "

@@ -134,8 +134,17 @@ class DiagnosticsView(TabView):
             plot.marker.location = float((index + 1) * dt)
         self._spectrum(index, name)
         self._rank(name, main)
-        self.note.object = (
-            f"Field **{name}**. Scores per lead time against the solver's truth; dashed: "
+        missing = (
+            "**No truth in this source**: the scores, spectra and rank histogram compare "
+            "a prediction with its truth (docs/sources.md says how a rollout file names "
+            "it). "
+            if store.truth is None
+            else "**No prediction**: this source holds the truth only. "
+            if main is None or main.space == "truth"
+            else ""
+        )
+        self.note.object = missing + (
+            f"Field **{name}**. Scores per lead time against the truth; dashed: "
             "the autoencoder alone (encode → decode the truth), the floor no latent "
             "emulator at this rate can beat. Rank histogram: flat = calibrated, "
             "U-shaped = too little spread, dome = too much, sloped = biased."

@@ -15,6 +15,7 @@ import numpy as np
 import panel as pn
 import param
 
+from app.source_runner import WITHOUT_MODEL
 from app.store import ensemble_stats, mosaic
 from app.views.base import TabView
 from app.views.plotting import (
@@ -202,8 +203,9 @@ class FieldViews(TabView):
         main = store.main
         members = main.members_at(index) if main is not None else None
         p = self.panels
+        origin = "file" if main is not None and main.space in WITHOUT_MODEL else "solver"
         p["truth"].show(
-            None if truth is None else truth[c], extent, f"Ground truth (solver), frame {frame}"
+            None if truth is None else truth[c], extent, f"Ground truth ({origin}), frame {frame}"
         )
         self._show_recon(main, index, c, extent)
         mosaic_mode = state.mosaic and members is not None and len(members) > 1
@@ -239,6 +241,9 @@ class FieldViews(TabView):
         panel = self.panels["recon"]
         if main is None or main.space == "pixel":
             panel.show(None, extent, "AE reconstruction: none (pixel-space emulator)")
+            return
+        if main.space in WITHOUT_MODEL:
+            panel.show(None, extent, f"AE reconstruction: none ({WITHOUT_MODEL[main.space]})")
             return
         recon = main.recon.get(index)
         rate = f"×{main.rate:.0f}" if main.rate else ""

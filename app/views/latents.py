@@ -13,6 +13,7 @@ from typing import Any
 import colorcet as cc
 import panel as pn
 
+from app.source_runner import WITHOUT_MODEL
 from app.store import mosaic
 from app.views.base import TabView
 from app.views.plotting import ImagePanel, frame_size, mapper
@@ -44,6 +45,7 @@ class LatentView(TabView):
         self._shape: tuple[int, ...] | None = None
         self.state.param.watch(self.refresh, ["time_index", "member", "mosaic"])
         self.store.param.watch(self.refresh, ["revision"])
+        self.refresh()  # built lazily, possibly after the job is done: show it now
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
@@ -55,7 +57,9 @@ class LatentView(TabView):
             return
         if main.space != "latent":
             self.text.object = (
-                "This is a **pixel-space** emulator: it works on the "
+                f"**No latents**: {WITHOUT_MODEL[main.space]}."
+                if main.space in WITHOUT_MODEL
+                else "This is a **pixel-space** emulator: it works on the "
                 "(normalised) fields themselves, so there are no latents."
             )
             self.truth.show(None, (1, 1))

@@ -122,6 +122,9 @@ class ShareView(View):
             self.download_truth.filename = (
                 f"{store.request.system}-seed{store.request.seed}-truth.nc"
             )
+        source = store.cards.get("main", {}).get("source")
+        if source is not None:
+            self.card.object = source["description"]
 
     def _rollout(self) -> io.BytesIO | None:
         main = self.store.main

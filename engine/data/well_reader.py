@@ -187,14 +187,20 @@ def _flag(path: Path, obj: h5py.HLObject, name: str, default: bool | None = None
     return bool(obj.attrs[name])
 
 
-def inspect_well_file(path: str | os.PathLike[str]) -> WellFileInfo:
-    """Parse and check a Well file's layout without reading its field values."""
+def inspect_well_file(
+    path: str | os.PathLike[str], *, spatial_dims: tuple[int, ...] = (2,)
+) -> WellFileInfo:
+    """Parse and check a Well file's layout without reading its field values.
+
+    `spatial_dims`: the dimensionalities accepted; training reads 2-D only, the
+    explorer (engine.sources) also shows 3-D data as slices.
+    """
     path = Path(path)
     with open_h5(path) as file, _read_errors(path, "the file layout"):
-        return _inspect(path, file)
+        return _inspect(path, file, spatial_dims)
 
 
-def _inspect(path: Path, file: h5py.File) -> WellFileInfo:
+def _inspect(path: Path, file: h5py.File, accepted: tuple[int, ...]) -> WellFileInfo:
     for group in _REQUIRED_GROUPS:
         if not isinstance(file.get(group), h5py.Group):
             raise DataFormatError(path, f"missing group {group} (not a Well-format file)")
@@ -202,8 +208,9 @@ def _inspect(path: Path, file: h5py.File) -> WellFileInfo:
         if attr not in file.attrs:
             raise DataFormatError(path, f"missing root attribute @{attr}")
     n_dims = int(file.attrs["n_spatial_dims"])
-    if n_dims != 2:
-        raise DataFormatError(path, f"n_spatial_dims={n_dims}; only 2-D data is supported")
+    if n_dims not in accepted:
+        valid = " or ".join(f"{n}-D" for n in accepted)
+        raise DataFormatError(path, f"n_spatial_dims={n_dims}; only {valid} data is supported")
     n_traj = int(file.attrs["n_trajectories"])
 
     dims_group = file["dimensions"]

@@ -1,0 +1,35 @@
+"""`app.explore(...)`: the explorer inline in a notebook, on xarray objects in memory.
+
+Each argument is a rollout Dataset (dims member, time, x, y; the schema of
+docs/sources.md) or a Well-like Dataset (`engine.data.open_well`'s output, or a truth
+run of `engine.rollout.truth_dataset`). Nothing is read from or written to disk, and
+no path can be opened from the page: the catalog holds these datasets only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import xarray
+
+from app.shell import ExplorerApp
+from app.sources import SourceCatalog
+from engine.sources import AllowedRoots
+from engine.zoo import Zoo
+
+
+def explore(*datasets: xarray.Dataset, zoo: Zoo | None = None, **named: xarray.Dataset):
+    """The explorer on `datasets` (shown as data0, data1, ...) and `named` ones; the
+    first is shown at once. Display the returned object (the last expression of a cell)."""
+    given = {f"data{i}": d for i, d in enumerate(datasets)} | named
+    for name, dataset in given.items():
+        if not isinstance(dataset, xarray.Dataset):
+            raise TypeError(f"explore: {name} is a {type(dataset).__name__}, not an xarray.Dataset")
+    catalog = SourceCatalog(AllowedRoots([]), datasets=given)
+    explorer = ExplorerApp(zoo, catalog=catalog)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop (a script): Open in the page, or await explorer.run()
+        return explorer
+    explorer.run()  # a notebook kernel's loop: the job streams into the displayed page
+    return explorer
