@@ -171,6 +171,8 @@ def train(
         "seed": SEED,
         "resume": resume,
         "progress": False,
+        # the plan's optional knobs (loss floor, bf16, EMA), exactly as its command has them
+        **{key: settings[key] for key in TRAINING_KNOBS if key in settings},
     }
     autoencoder = None
     if model.autoencoder:  # the published autoencoder under `assets`
@@ -188,6 +190,7 @@ def train(
             kind=str(model.method),
             space=str(model.space),
             autoencoder=autoencoder,
+            patch=settings.get("patch"),
             prediction=settings.get("prediction"),
             **common,
         )

@@ -25,21 +25,11 @@ AUTOENCODER_SETTINGS: dict[str, dict[str, Any]] = {
     "rayleigh_benard": {"preset": "small", "steps": 1200, "batch_size": 32, "lr": 2e-3},
     "kolmogorov": {"preset": "small", "steps": 1200, "batch_size": 32, "lr": 2e-3},
 }
-# Autoencoders retrained with the measured levers of docs/zoo.md ("More skill per
-# CPU-hour"): spatial factor 8 at twice the width (Euler x80, 800 steps: test VRMSE 0.49 ->
-# 0.36 at the same wall time thanks to bf16), VMSE floor 1.0, symmetry augmentation.
-_EULER_WIDE8: dict[str, Any] = {
-    "preset": "wide8",
-    "steps": 4000,
-    "batch_size": 32,
-    "lr": 2e-3,
-    "loss_eps": 1.0,
-    "bf16": True,
-}
-AUTOENCODER_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
-    ("euler_quadrants", 80): _EULER_WIDE8,
-    ("euler_quadrants", 320): _EULER_WIDE8,
-}
+# Per-(system, rate) overrides of AUTOENCODER_SETTINGS, for a rung retrained with other
+# levers (preset, loss floor, bf16, EMA: TRAINING_KNOBS). None in the shipped zoo yet:
+# docs/zoo.md ("Training levers") holds the measured candidates and the settings planned
+# next; a rung listed here is "stale" until it and its emulators are retrained.
+AUTOENCODER_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {}
 # Options a plan entry may set beyond preset/steps/batch/lr: (train-* flag, where the card
 # records it, the value a card without it was trained with).
 TRAINING_KNOBS: dict[str, tuple[str, tuple[str, str], Any]] = {
@@ -53,11 +43,10 @@ EMULATOR_SETTINGS: dict[str, Any] = {
     "batch_size": 32,
     "lr": 1e-3,
 }
-# Latent emulators on a factor-8 autoencoder (an 8x8 latent grid) take 2x2 latent patches,
-# the same 16 tokens per frame as on the factor-16 ones, and weight EMA (docs/zoo.md).
+# Latent emulators on a retrained rung: a factor-8 autoencoder's 8x8 latent grid takes 2x2
+# latent patches (the same 16 tokens per frame as on the factor-16 ones), with weight EMA.
 EMULATOR_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
-    key: {**EMULATOR_SETTINGS, "steps": 3000, "patch": 2, "ema_decay": 0.999}
-    for key in AUTOENCODER_RATE_SETTINGS
+    key: {**EMULATOR_SETTINGS, "patch": 2, "ema_decay": 0.999} for key in AUTOENCODER_RATE_SETTINGS
 }
 # The pixel-space diffusion baseline is the dearest model per frame at sampling time;
 # the zoo has it on one system. Its 16x16 patches hold 1024 values per
