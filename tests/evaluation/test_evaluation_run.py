@@ -537,3 +537,31 @@ def test_shifted_records_are_cached_apart_from_the_stored_test_sets(data_root, z
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.shift.json", f"{name}.test.json"]
     assert sum("reused: measured" in line for line in lines) == 2
     assert json.loads((tmp_path / f"{name}.shift.json").read_text())["key"]["version"] == 2
+
+
+def test_markdown_has_skill_coverage_and_shift_tables(results, evaluated):
+    text = (evaluated / "RESULTS.md").read_text()
+    system = results["systems"][SYSTEM]
+    persistence = system["persistence"]["buckets"]["long"]["vrmse"]["mean"]
+    long = [
+        system["models"][f"{SYSTEM}-diffusion-ae{r}"]["buckets"]["long"]["vrmse"]["mean"]
+        for r in (3, 6, 12)
+    ]
+    rows = [line for line in text.splitlines() if line.startswith("| diffusion | 3 / 6 / 12")]
+    assert rows[1].endswith(f"| {' / '.join(f'{1 - v / persistence:+.3f}' for v in long)} |")
+    name = f"{SYSTEM}-diffusion-ae3"
+    record = system["models"][name]
+    coverage = " / ".join(f"{record['buckets'][b]['coverage_90']['mean']:.3f}" for b in BUCKETS)
+    assert any(
+        line.startswith(f"| `{name}` | 2 |") and f"| {coverage} | 0.333 / 0.333 |" in line
+        for line in text.splitlines()
+    )
+    assert "re-run by the solver with Reynolds 1581 (training 100–500, valid 10–5000" in text
+    out = system["shift"]["models"][name]
+    ratio = np.mean(out["vrmse_by_lead"]) / np.mean(record["vrmse_by_lead"])
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith(f"| `{name}` |") and line.count("|") == 6 and " → " in line
+    )
+    assert f"| {ratio:.3f} |" in row
