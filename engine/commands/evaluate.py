@@ -27,9 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Roll every available emulator of the zoo (assets/manifest.json) out from the same "
             "held-out test trajectories, score it by lead-time bucket against the truth and "
-            "the autoencoder floor, re-measure each model card's test metrics, check the "
-            "paper's four findings, and write Markdown, JSON and PNG plots. Models not "
-            "trained yet are listed as missing."
+            "the autoencoder floor, re-measure each model card's test metrics, re-run the "
+            "latent emulators on the test trajectories out of the training range, check the "
+            "findings (the paper's four, robustness out of range, interval coverage), and "
+            "write Markdown, JSON and PNG plots. Models not trained yet are listed as missing."
         ),
     )
     parser.add_argument("systems", nargs="*", metavar="SYSTEM", help="systems to evaluate")
