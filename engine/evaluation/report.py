@@ -247,7 +247,8 @@ def shift_section(system: Mapping[str, Any]) -> list[str]:
                 "—" if ssr_in is None else f"{ssr_in:.2f} → {_f(ssr_out, 2)}",
             ]
         )
-    return [*lines, *_table(header, rows), ""]
+    skipped = [f"- `{n}` not re-run: {why}" for n, why in shift.get("skipped", {}).items()]
+    return [*lines, *_table(header, rows), "", *([*skipped, ""] if skipped else [])]
 
 
 def paper_table(table: PaperTable) -> list[str]:

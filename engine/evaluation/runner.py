@@ -326,6 +326,11 @@ def evaluate_shift(
     record["models"] = {}
     chosen = [entry for entry in emulators if shift.applies_to(role_of(entry))]
     for number, entry in enumerate(chosen, 1):
+        reason = shift.unfit(zoo.card(entry.name)["label"], shifted.parameters)
+        if reason:
+            record.setdefault("skipped", {})[entry.name] = reason
+            log(f"  [{number}/{len(chosen)}] {entry.name} out of range: skipped, {reason}")
+            continue
         measured, reused = _cached(zoo, entry, out, cache, "shift")
         record["models"][entry.name] = measured
         _log_model(log, f"[{number}/{len(chosen)}] {entry.name} out of range", measured, reused)

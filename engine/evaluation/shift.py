@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,24 @@ def shifted_parameters(system: str) -> dict[str, float]:
 def applies_to(role: Role) -> bool:
     """Whether an emulator is re-run on the shifted trajectories."""
     return role.kind == "emulator" and role.space == SPACE
+
+
+def unfit(label: Mapping[str, Any], parameters: Mapping[str, float]) -> str | None:
+    """Why `parameters` are no out-of-range test for an emulator whose card holds this
+    `label` block, or None. The values follow the system's ranges in code, while a model
+    keeps the ranges it was trained on (engine/emulator/labels.py): a model trained on
+    wider ranges is skipped with this reason rather than scored "out of range" inside its
+    own training range."""
+    for spec in LabelSpec.from_dict(label).parameters:
+        value = parameters[spec.name]
+        low, high = spec.valid_range
+        if spec.in_training_range(value) or not low <= value <= high:
+            return (
+                f"{spec.name} {value:.4g} is not outside this model's training range "
+                f"{spec.train_range[0]:g}–{spec.train_range[1]:g} and inside its valid range "
+                f"{low:g}–{high:g}"
+            )
+    return None
 
 
 @dataclass(frozen=True)
