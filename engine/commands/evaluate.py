@@ -1,6 +1,6 @@
 """`latentsim evaluate SYSTEM... | --all`: the zoo's emulators on held-out test trajectories.
 
-Writes OUTPUT/RESULTS.md (the paper's table layout, the four findings), OUTPUT/results/
+Writes OUTPUT/RESULTS.md (the paper's table layout, the findings), OUTPUT/results/
 results.json (everything, per field) and OUTPUT/results/vrmse-SYSTEM.png; OUTPUT is
 runs/evaluate, or docs/ with --all (docs/RESULTS.md is the project's results page).
 """
@@ -27,9 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Roll every available emulator of the zoo (assets/manifest.json) out from the same "
             "held-out test trajectories, score it by lead-time bucket against the truth and "
-            "the autoencoder floor, re-measure each model card's test metrics, check the "
-            "paper's four findings, and write Markdown, JSON and PNG plots. Models not "
-            "trained yet are listed as missing."
+            "the autoencoder floor, re-measure each model card's test metrics, re-run the "
+            "latent emulators on the test trajectories out of the training range, check the "
+            "findings (the paper's four, robustness out of range, interval coverage), and "
+            "write Markdown, JSON and PNG plots. Models not trained yet are listed as missing."
         ),
     )
     parser.add_argument("systems", nargs="*", metavar="SYSTEM", help="systems to evaluate")
@@ -70,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--no-card-check", action="store_true", help="skip re-measuring each card's test metrics"
+    )
+    parser.add_argument(
+        "--no-shift",
+        action="store_true",
+        help="skip re-running the latent emulators on the test trajectories out of the "
+        "training range (distribution shift)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
@@ -119,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         card_check=not args.no_card_check,
+        shift=not args.no_shift,
     )
     output = Path(args.output_dir or (ALL_OUTPUT if args.all else DEFAULT_OUTPUT))
     started = time.perf_counter()
@@ -181,4 +189,6 @@ def command_line(args: argparse.Namespace) -> str:
             words += [f"--{option.replace('_', '-')}", value]
     if args.no_card_check:
         words.append("--no-card-check")
+    if args.no_shift:
+        words.append("--no-shift")
     return shlex.join(str(word) for word in words)

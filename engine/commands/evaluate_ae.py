@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         model, preprocessing, card = load_autoencoder(path, device=args.device)
         dataset = dataset_dir(args.data or data_root(), card["system"])
         scores = evaluate_on_split(
-            model, preprocessing, dataset, args.split, max_frames=args.max_frames
+            model, preprocessing, dataset, args.split, rate=card["rate"], max_frames=args.max_frames
         )
         results.append(
             {
@@ -71,15 +71,16 @@ def _training(card: dict[str, Any]) -> dict[str, Any]:
 def markdown_table(results: list[dict[str, Any]]) -> str:
     """One row per model: mean and per-field VRMSE, mean spectral band errors."""
     lines = [
-        "| system | rate | VRMSE (mean) | VRMSE per field | spectral error low / mid / high |"
-        " parameters | steps |",
-        "|---|---|---|---|---|---|---|",
+        "| system | rate | VRMSE (mean) | linear DCT code (its rate) | VRMSE per field |"
+        " spectral error low / mid / high | parameters | steps |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r["system"], r["rate"])):
         fields = ", ".join(f"{name} {value:.3f}" for name, value in r["vrmse"].items())
         bands = " / ".join(f"{r['spectral_error_mean'][b]:.3f}" for b in ("low", "mid", "high"))
         lines.append(
-            f"| `{r['system']}` | {r['rate']:g} | **{r['vrmse_mean']:.4f}** | {fields} "
+            f"| `{r['system']}` | {r['rate']:g} | **{r['vrmse_mean']:.4f}** "
+            f"| {r['linear_code']['vrmse_mean']:.4f} (×{r['linear_code']['rate']:.0f}) | {fields} "
             f"| {bands} | {r['parameters']['total']:,} | {r['training']['steps']} |"
         )
     return "\n".join(lines) + "\n"

@@ -20,7 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("system", metavar="SYSTEM")
     parser.add_argument("--rate", type=float, required=True, help="compression rate, e.g. 80")
     add_training_options(
-        parser, run_dir_default="runs/ae/SYSTEM-rRATE-CONFIG", presets=("small", "paper")
+        parser, run_dir_default="runs/ae/SYSTEM-rRATE-CONFIG", presets=("small", "wide8", "paper")
+    )
+    parser.add_argument(
+        "--loss-eps", type=float, help="variance floor of the VMSE loss (preset's: 0.01)"
     )
     parser.set_defaults(func=run)
 
@@ -39,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        ema_decay=args.ema_decay,
+        bf16=args.bf16,
+        loss_eps=args.loss_eps,
         seed=args.seed,
         resume=args.resume,
         device=args.device,

@@ -36,7 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="autoencoder model file (default assets/autoencoders/SYSTEM-aeRATE)",
     )
-    parser.add_argument("--patch", type=int, help="pixel space: patch size in pixels (default 16)")
+    parser.add_argument(
+        "--patch",
+        type=int,
+        help="patch size in grid cells (pixel space: default 16; latent space: 1)",
+    )
     parser.add_argument(
         "--prediction",
         choices=("edm", "data"),
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        ema_decay=args.ema_decay,
+        bf16=args.bf16,
         frame_stride=args.frame_stride,
         seed=args.seed,
         resume=args.resume,

@@ -19,6 +19,14 @@ def add_training_options(
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, help="override the preset's global batch")
     parser.add_argument("--lr", type=float, help="override the preset's peak learning rate")
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        help="keep and deliver an exponential moving average of the weights",
+    )
+    parser.add_argument(
+        "--bf16", action="store_true", help="forward pass under bfloat16 autocast (float32 weights)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", metavar="DIR", help="dataset root (default ./data)")
     parser.add_argument(

@@ -10,7 +10,8 @@ package applies it to every model of the zoo and reports:
 - summary: per-trajectory scores per lead and per bucket;
 - runner: rollouts and scores per model, the autoencoder floor, persistence, card checks;
 - cache: measured records reused while weights, data and code are unchanged;
-- findings: the paper's four findings checked against the measured numbers;
+- shift: the test trajectories re-run by the solver out of the training range;
+- findings: the paper's findings checked against the measured numbers;
 - report: JSON and the Markdown tables in the paper's layout;
 - figures: VRMSE and spread-skill against lead time;
 - reach: ensemble spread by how far a latent's receptive field reaches.

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.data.atomic import atomic_open
 from engine.emulator.base import KINDS
-from engine.evaluation.findings import Finding, find_model
+from engine.evaluation.findings import Finding, find_model, rollout_vrmse, skill
 from engine.evaluation.paper import PAPER, PaperTable
+from engine.metrics import calibrated_coverage
+from engine.rollout import COVERAGE_LEVELS
 
 FORMAT = "latentsim-evaluation"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: coverage per bucket, the `shift` object of each system
 METRIC_CONVENTIONS = (
     "VRMSE = RMSE of the ensemble mean / spatial standard deviation of the truth "
     "(population variance, eps 1e-6), per trajectory, field and frame, in physical units; "
@@ -29,7 +31,13 @@ METRIC_CONVENTIONS = (
     "= (spread + 1e-3) / (RMSE + 1e-3) with the finite-ensemble spread, averaged the same "
     "way. Fair CRPS per field in the field's units. Spectral errors: RMS relative error of "
     "the isotropic power spectrum (members averaged) in log2-spaced low / mid / high bands "
-    "(engine.metrics)."
+    "(engine.metrics). Skill over persistence = 1 − VRMSE / VRMSE of persistence (the last "
+    "context frame repeated), from the bucket means: 0 as good as persistence, 1 perfect, "
+    "< 0 worse. Coverage (ensembles) = fraction of truth values (grid points, fields, "
+    "trajectories, the bucket's leads) inside the members' central 50 % / 90 % interval "
+    "(Weibull quantiles), next to the level a calibrated ensemble of that size reaches. "
+    "Shift ratio = VRMSE averaged over trajectories, fields and every lead on the test "
+    "trajectories re-run out of the training range / the same on the stored ones."
 )
 # Rows of the paper-layout table: label, space, method.
 ROWS = (
@@ -109,8 +117,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 # -- the per-system tables --------------------------------------------------------------
-def paper_layout(name: str, system: Mapping[str, Any]) -> list[str]:
-    """Method rows x bucket columns; latent cells list the rates lowest first."""
+Cell = Callable[[Mapping[str, Any] | None, str], str]
+
+
+def paper_layout(
+    name: str, system: Mapping[str, Any], cell: Cell = _score, persistence: bool = True
+) -> list[str]:
+    """Method rows x bucket columns; latent cells list the rates lowest first. `cell`
+    formats a record's bucket (default its mean VRMSE)."""
     buckets = [b["name"] for b in system["buckets"]]
     rates = system["rates"]
     header = [name, "CR", *(f"{b['leads'][0]}–{b['leads'][1]}" for b in system["buckets"])]
@@ -120,22 +134,121 @@ def paper_layout(name: str, system: Mapping[str, Any]) -> list[str]:
             found = [find_model(system, "emulator", method, space, r) for r in rates]
             if not any(model for model, _ in found):
                 continue
-            cells = [" / ".join(_score(record, b) for _, record in found) for b in buckets]
+            cells = [" / ".join(cell(record, b) for _, record in found) for b in buckets]
             rows.append([label, " / ".join(map(str, rates)), *cells])
         else:
             model, record = find_model(system, "emulator", method, space, None)
             if model:
-                rows.append([label, "—", *(_score(record, b) for b in buckets)])
+                rows.append([label, "—", *(cell(record, b) for b in buckets)])
     floors = [find_model(system, "autoencoder", None, None, r)[1] for r in rates]
     rows.append(
         [
             "autoencoder floor",
             " / ".join(map(str, rates)),
-            *(" / ".join(_score(f, b) for f in floors) for b in buckets),
+            *(" / ".join(cell(f, b) for f in floors) for b in buckets),
         ]
     )
-    rows.append(["persistence", "—", *(_score(system["persistence"], b) for b in buckets)])
+    if persistence:
+        rows.append(["persistence", "—", *(cell(system["persistence"], b) for b in buckets)])
     return _table(header, rows)
+
+
+def skill_layout(name: str, system: Mapping[str, Any]) -> list[str]:
+    """`paper_layout` of the skill over persistence (findings.skill)."""
+
+    def cell(record: Mapping[str, Any] | None, bucket: str) -> str:
+        value = skill(record, system["persistence"], bucket)
+        return "—" if value is None else f"{value:+.3f}"
+
+    return paper_layout(name, system, cell, persistence=False)
+
+
+def coverage_table(system: Mapping[str, Any]) -> list[str]:
+    """Each ensemble's interval coverage per bucket, beside the calibrated levels."""
+    buckets = [b["name"] for b in system["buckets"]]
+    ensembles = [(n, r) for n, r in system["models"].items() if r["members"] > 1]
+    if not ensembles:
+        return []
+    levels = list(COVERAGE_LEVELS.items())
+    header = [
+        "model",
+        "members",
+        *(f"{p:.0%} coverage short / mid / long" for _, p in levels),
+        "calibrated " + " / ".join(f"{p:.0%}" for _, p in levels),
+    ]
+    rows = [
+        [
+            f"`{name}`",
+            str(record["members"]),
+            *(" / ".join(_score(record, b, score) for b in buckets) for score, _ in levels),
+            " / ".join(f"{calibrated_coverage(record['members'], p):.3f}" for _, p in levels),
+        ]
+        for name, record in ensembles
+    ]
+    return [
+        "Interval coverage of the ensembles (fraction of truth values inside the members' "
+        "central interval; calibrated = what an ensemble of that size reaches when the truth "
+        "is exchangeable with its members):",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
+def conditions_text(parameters: Mapping[str, Mapping[str, Any]]) -> str:
+    """E.g. "Reynolds 1.58e+03 (training 100–500, valid 10–5e+03; label +2.43)"."""
+    return "; ".join(
+        f"{name} {p['value']:.4g} (training {p['train_range'][0]:g}–{p['train_range'][1]:g}, "
+        f"valid {p['valid_range'][0]:g}–{p['valid_range'][1]:g}; emulator label "
+        f"{p['label']:+.2f}, the training range being [−1, 1])"
+        for name, p in parameters.items()
+    )
+
+
+def _ratio(inside: Mapping[str, Any], outside: Mapping[str, Any] | None) -> str:
+    if outside is None:
+        return "—"
+    a, b = rollout_vrmse(inside), rollout_vrmse(outside)
+    return "div." if math.isinf(a) or math.isinf(b) else f"{b / a:.3f}"
+
+
+def shift_section(system: Mapping[str, Any]) -> list[str]:
+    """The latent emulators on the test trajectories re-run out of the training range."""
+    shift = system.get("shift")
+    if shift is None:
+        return []
+    lines = [
+        "Out of the training range: the same test trajectories (same seeds, hence initial "
+        f"conditions) re-run by the solver with {conditions_text(shift['parameters'])}. "
+        f"Rule: {shift['rule']}.",
+        "",
+    ]
+    if shift["status"] != "ok":
+        return [*lines, f"Not measured: {shift['status']}.", ""]
+    buckets = [b["name"] for b in system["buckets"]]
+    header = [
+        "model",
+        "VRMSE in range short / mid / long",
+        "VRMSE out of range short / mid / long",
+        "shift ratio (all leads)",
+        "SSR in → out",
+    ]
+    rows = []
+    pairs = [(n, system["models"][n], r) for n, r in shift["models"].items()]
+    pairs.append(("persistence", system["persistence"], shift["persistence"]))
+    for name, inside, outside in pairs:
+        ssr_in, ssr_out = inside.get("ssr_rollout"), outside.get("ssr_rollout")
+        rows.append(
+            [
+                name if name == "persistence" else f"`{name}`",
+                " / ".join(_score(inside, b) for b in buckets),
+                " / ".join(_score(outside, b) for b in buckets),
+                _ratio(inside, outside),
+                "—" if ssr_in is None else f"{ssr_in:.2f} → {_f(ssr_out, 2)}",
+            ]
+        )
+    skipped = [f"- `{n}` not re-run: {why}" for n, why in shift.get("skipped", {}).items()]
+    return [*lines, *_table(header, rows), "", *([*skipped, ""] if skipped else [])]
 
 
 def paper_table(table: PaperTable) -> list[str]:
@@ -289,6 +402,12 @@ def system_section(name: str, system: Mapping[str, Any], figure: str | None) -> 
         "",
         *paper_layout(name, system),
         "",
+        "Skill over persistence by lead bucket, 1 − VRMSE / VRMSE of persistence (> 0 "
+        "better than repeating the last context frame, 1 perfect; — not evaluated or "
+        "diverged):",
+        "",
+        *skill_layout(name, system),
+        "",
     ]
     if name in PAPER:
         lines += [
@@ -303,7 +422,9 @@ def system_section(name: str, system: Mapping[str, Any], figure: str | None) -> 
         "",
         *details(system),
         "",
+        *coverage_table(system),
         *per_trajectory(system),
+        *shift_section(system),
     ]
     divergences = _divergences(system)
     if divergences:
@@ -348,6 +469,11 @@ def markdown(data: Mapping[str, Any], figures: Mapping[str, str] | None = None) 
     run, settings = data["run"], data["settings"]
     machine = run["machine"]
     sampler = ", ".join(f"{k} {v}" for k, v in settings["sampler_options"].items())
+    shifted = (
+        "; the latent emulators also on the test trajectories re-run out of the training range"
+        if settings.get("shift")
+        else ""
+    )
     lines = [
         "# Emulators on held-out test trajectories",
         "",
@@ -361,7 +487,7 @@ def markdown(data: Mapping[str, Any], figures: Mapping[str, str] | None = None) 
         f"diffusion ensemble (deterministic emulators: 1), {settings['context']} context "
         f"frame(s), horizon {settings['horizon']} frames (cut to what the trajectories hold), "
         f"sampler {settings['sampler']}{f' ({sampler})' if sampler else ''} with "
-        f"{settings['steps']} steps, seed {settings['seed']}.",
+        f"{settings['steps']} steps, seed {settings['seed']}{shifted}.",
         "",
         f"Metrics: {data['metric_conventions']}",
         "",

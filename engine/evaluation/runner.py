@@ -9,7 +9,10 @@ numbers are comparable across methods and rates. Alongside the emulators:
 - persistence (the last context frame repeated), the bar a useful emulator clears;
 - the card check: each emulator's card records test metrics measured right after
   training (engine.stages.heldout.score_test_rollouts); they are measured again with
-  the card's own protocol, from the published files.
+  the card's own protocol, from the published files;
+- distribution shift: the same test trajectories re-run by the solver outside the
+  training range (shift.py), and the latent emulators rolled out and scored on them
+  exactly as on the stored ones.
 
 A rollout that turns non-finite is recorded (trajectory, member, lead, fields) and its
 missing leads make the buckets they fall in undefined, instead of crashing the run.
@@ -22,8 +25,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ import xarray
 from engine.device import resolve_device
 from engine.emulator.labels import LabelSpec
 from engine.errors import ParameterError, UnknownNameError
+from engine.evaluation import shift
 from engine.evaluation.buckets import MIN_LEADS, RULE, Bucket, lead_buckets
 from engine.evaluation.cache import EvaluationCache, cache_key, frames_sha256
 from engine.evaluation.selection import Role, Selection, role_of, select_models
@@ -99,6 +104,11 @@ class SystemContext:
 
     def units(self, channels: Sequence[str]) -> list[str]:
         return [self.unit_of[name] for name in channels]
+
+    @cached_property
+    def test_sha256(self) -> str:
+        """Hash of the test frames, for the cache key."""
+        return frames_sha256(self.test.fields)
 
 
 def system_context(system: str, data_root: Path, settings: EvaluationSettings) -> SystemContext:
@@ -246,7 +256,6 @@ def evaluate_system(
     ctx = system_context(system, data_root, settings)
     test = ctx.test
     cache = cache or EvaluationCache(None)
-    test_sha = frames_sha256(test.fields)
     seeds = test.seed_list()
     spans = " / ".join(f"{b.name} {b.label}" for b in ctx.buckets)
     listed = f" (seeds {', '.join(map(str, seeds))})" if seeds else ""
@@ -285,36 +294,89 @@ def evaluate_system(
             f"({time.perf_counter() - started:.1f} s)"
         )
     for number, entry in enumerate(emulators, 1):
-        key = cache_key(zoo, entry, settings.record(), test_sha, settings.device)
-        record = cache.get(key)
-        reused = record is not None
-        if record is None:
-            record = _measure(zoo, entry, ctx)
-            if record["status"] == "ok":
-                cache.put(key, record)
+        record, reused = _cached(zoo, entry, ctx, cache, "test")
         result["models"][entry.name] = record
-        ssr = record.get("ssr_rollout")
-        log(
-            f"  [{number}/{len(emulators)}] {entry.name}: {record['members']} member(s), "
-            f"VRMSE {_bucket_line(record)}"
-            f"{f', SSR {ssr:.2f}' if ssr is not None else ''}"
-            f"{'' if record['status'] == 'ok' else ', DIVERGED'}"
-            f"{_card_line(record.get('card_check'))}, {record['wall_time_s']:.1f} s"
-            f"{_reuse_line(record) if reused else ''}"
-        )
+        _log_model(log, f"[{number}/{len(emulators)}] {entry.name}", record, reused)
+    if settings.shift:
+        result["shift"] = evaluate_shift(zoo, ctx, emulators, cache, log)
     return result
+
+
+def evaluate_shift(
+    zoo: Zoo,
+    ctx: SystemContext,
+    emulators: Sequence[ZooEntry],
+    cache: EvaluationCache,
+    log: Log = print,
+) -> dict[str, Any]:
+    """The `shift` object of a system: the out-of-range trajectories (shift.py), persistence
+    on them and the latent emulators' records on them (no card check: cards hold in-range
+    metrics only)."""
+    started = time.perf_counter()
+    shifted = shift.shifted_test(ctx.system, ctx.test)
+    record = shift.describe(ctx.system, shifted)
+    values = ", ".join(f"{k} {v:.4g}" for k, v in shifted.parameters.items())
+    log(
+        f"{ctx.system} out of range ({values}): {record['status']}, solver {shifted.solver_s:.1f} s"
+    )
+    if shifted.test is None:
+        return record
+    out = replace(ctx, test=shifted.test)
+    record["persistence"] = persistence(out)
+    record["models"] = {}
+    chosen = [entry for entry in emulators if shift.applies_to(role_of(entry))]
+    for number, entry in enumerate(chosen, 1):
+        reason = shift.unfit(zoo.card(entry.name)["label"], shifted.parameters)
+        if reason:
+            record.setdefault("skipped", {})[entry.name] = reason
+            log(f"  [{number}/{len(chosen)}] {entry.name} out of range: skipped, {reason}")
+            continue
+        measured, reused = _cached(zoo, entry, out, cache, "shift")
+        record["models"][entry.name] = measured
+        _log_model(log, f"[{number}/{len(chosen)}] {entry.name} out of range", measured, reused)
+    record["wall_time_s"] = time.perf_counter() - started  # reused records count ~0
+    return record
+
+
+def _cached(
+    zoo: Zoo, entry: ZooEntry, ctx: SystemContext, cache: EvaluationCache, test_set: str
+) -> tuple[dict[str, Any], bool]:
+    """(record, reused): the stored record if its key matches, else measured (and stored
+    if no rollout diverged). The card check runs on the stored test set only."""
+    settings = ctx.settings
+    key = cache_key(zoo, entry, settings.model_record(), ctx.test_sha256, settings.device, test_set)
+    record = cache.get(key)
+    if record is not None:
+        return record, True
+    record = _measure(zoo, entry, ctx, settings.card_check and test_set == "test")
+    if record["status"] == "ok":
+        cache.put(key, record)
+    return record, False
+
+
+def _log_model(log: Log, label: str, record: dict[str, Any], reused: bool) -> None:
+    ssr = record.get("ssr_rollout")
+    log(
+        f"  {label}: {record['members']} member(s), VRMSE {_bucket_line(record)}"
+        f"{f', SSR {ssr:.2f}' if ssr is not None else ''}"
+        f"{'' if record['status'] == 'ok' else ', DIVERGED'}"
+        f"{_card_line(record.get('card_check'))}, {record['wall_time_s']:.1f} s"
+        f"{_reuse_line(record) if reused else ''}"
+    )
 
 
 def _reuse_line(record: dict[str, Any]) -> str:
     return f" (reused: measured {record.get('measured_at')}, same weights, data and code)"
 
 
-def _measure(zoo: Zoo, entry: ZooEntry, ctx: SystemContext) -> dict[str, Any]:
+def _measure(
+    zoo: Zoo, entry: ZooEntry, ctx: SystemContext, with_card_check: bool
+) -> dict[str, Any]:
     """One emulator's record: rollouts, scores and (if asked) the card check."""
     started = time.perf_counter()
     pipeline = zoo.pipeline(entry.name, ctx.settings.device)
     record = evaluate_emulator(ctx, entry, pipeline)
-    if ctx.settings.card_check:
+    if with_card_check:
         record["card_check"] = card_check(zoo, entry, pipeline, ctx.dataset)
     record["wall_time_s"] = time.perf_counter() - started
     record["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")

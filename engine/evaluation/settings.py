@@ -16,7 +16,9 @@ from engine.rollout import RolloutConfig
 @dataclass(frozen=True)
 class EvaluationSettings:
     """The protocol: test trajectories, ensemble size, horizon (stored frames), context,
-    sampler (`order` is passed to the samplers that take one: ab, lms, dpmpp), seed."""
+    sampler (`order` is passed to the samplers that take one: ab, lms, dpmpp), seed;
+    `shift`: also re-run the latent emulators on the test trajectories out of the
+    training range (engine/evaluation/shift.py)."""
 
     trajectories: int = 8
     members: int = 16
@@ -28,6 +30,7 @@ class EvaluationSettings:
     seed: int = 0
     device: str = "auto"
     card_check: bool = True
+    shift: bool = True
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -64,3 +67,8 @@ class EvaluationSettings:
 
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "sampler_options": self.sampler_options()}
+
+    def model_record(self) -> dict[str, Any]:
+        """The settings one model's record depends on: all but `shift`, which decides
+        whether a second record is measured, not what either holds."""
+        return {k: v for k, v in self.record().items() if k != "shift"}

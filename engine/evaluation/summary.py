@@ -10,11 +10,11 @@ import numpy as np
 import xarray
 
 from engine.evaluation.buckets import Bucket, bucket_means
-from engine.rollout import FIELD_MEAN_SCORES
+from engine.rollout import COVERAGE_LEVELS, SCALE_FREE_SCORES
 
 # Scores kept per bucket; the ensemble ones only for K >= 2 members.
 SCORES = ("vrmse", "nrmse", "rmse", "spectral_low", "spectral_mid", "spectral_high")
-ENSEMBLE_SCORES = ("spread", "ssr", "crps_fair")
+ENSEMBLE_SCORES = ("spread", "ssr", "crps_fair", *COVERAGE_LEVELS)
 
 
 def _stack(scores: Sequence[xarray.Dataset | None], name: str, shape: tuple[int, int]):
@@ -43,7 +43,9 @@ def summarize(
 
     `lead` is every lead asked for, in stored frames. Per bucket and score: "mean" (over
     trajectories, fields and the bucket's leads; for scores in field units only when all
-    fields share the unit) and "by_field" (VRMSE also "by_trajectory"). Per lead: VRMSE
+    fields share the unit; for coverage_50/90, whose per-frame values are fractions of the
+    same number of grid points, that mean is the fraction of all the bucket's truth values
+    inside the interval) and "by_field" (VRMSE also "by_trajectory"). Per lead: VRMSE
     (and SSR) over trajectories and fields, for the figures.
     """
     names = SCORES + (ENSEMBLE_SCORES if ensemble else ())
@@ -57,7 +59,7 @@ def summarize(
                 per_bucket[bucket][name] = None
                 continue
             by_field = means.mean(axis=0)  # over trajectories
-            averaged = name in FIELD_MEAN_SCORES or one_unit
+            averaged = name in SCALE_FREE_SCORES or one_unit
             per_bucket[bucket][name] = {
                 "mean": float(by_field.mean()) if averaged else None,
                 "by_field": {c: float(v) for c, v in zip(channels, by_field, strict=True)},

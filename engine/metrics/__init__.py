@@ -9,6 +9,7 @@ outputs keep the leading dims and the channel dim.
 from engine.metrics.deterministic import EPS, mse, nrmse, rmse, vrmse
 from engine.metrics.ensemble import (
     SSR_EPS,
+    calibrated_coverage,
     coverage,
     crps,
     ensemble_mean,
@@ -26,6 +27,7 @@ from engine.metrics.spectrum import (
 __all__ = [
     "EPS",
     "SSR_EPS",
+    "calibrated_coverage",
     "coverage",
     "crps",
     "ensemble_mean",

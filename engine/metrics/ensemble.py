@@ -113,37 +113,64 @@ def crps(members: torch.Tensor, truth: torch.Tensor, fair: bool = False) -> torc
     return (absolute - half_pairwise / denominator).mean(dim=SPATIAL)
 
 
-def _weibull_quantile(ordered: torch.Tensor, q: float) -> torch.Tensor:
-    """Quantile q of members sorted along dim 0, with x_(k) at probability k/(M+1).
+def _weibull_order_statistic(ordered: torch.Tensor, position: float) -> torch.Tensor:
+    """x_(position) of members sorted along dim 0, interpolated linearly between order
+    statistics; `position` is 1-based, in [1, M].
 
-    This is numpy's method="weibull" (Hyndman & Fan type 6): linear interpolation between
-    order statistics at positions (M+1)q, clamped to the min and max outside
-    [1/(M+1), M/(M+1)]. Unlike the default type 7, it gives an exchangeable truth a
-    chance p of falling in the central p-interval (exactly when (M+1)(1±p)/2 are
-    integers), so coverage ≈ p means calibrated; the min–max interval has level
-    (M−1)/(M+1).
+    With positions (M+1)q clamped to [1, M] (`_interval_positions`) this is numpy's
+    quantile method="weibull" (Hyndman & Fan type 6), x_(k) standing at probability
+    k/(M+1). Unlike the default type 7, it gives an exchangeable truth a chance p of
+    falling in the central p-interval (exactly when (M+1)(1±p)/2 are integers), so
+    coverage ≈ p means calibrated; the min–max interval has level (M−1)/(M+1).
     """
     size = ordered.shape[0]
-    position = min(max((size + 1) * q, 1.0), float(size)) - 1.0  # 0-based, in [0, M-1]
-    below = int(position)
+    index = position - 1.0  # 0-based, in [0, M-1]
+    below = int(index)
     above = min(below + 1, size - 1)
-    fraction = position - below
+    fraction = index - below
     return ordered[below] + fraction * (ordered[above] - ordered[below])
+
+
+def _interval_positions(size: int, level: float) -> tuple[float, float]:
+    """1-based Weibull positions of the central `level` interval's ends, clamped to [1, M]."""
+    if not 0.0 < level < 1.0:
+        raise ParameterError("level", level, "0 < level < 1")
+    low, high = ((size + 1) * (1.0 - level) / 2.0, (size + 1) * (1.0 + level) / 2.0)
+    return min(max(low, 1.0), float(size)), min(max(high, 1.0), float(size))
+
+
+def calibrated_coverage(size: int, level: float) -> float:
+    """The coverage a calibrated `size`-member ensemble reaches for the central `level`
+    interval of `coverage`: (b − a)/(M + 1) with a, b its ends' clamped positions.
+
+    An exchangeable truth has rank k ∈ {0…M} with probability 1/(M+1) each, so it lies
+    between x_(a) and x_(b) with probability (b − a)/(M+1) for integer a, b; for other
+    positions exactly when it is spread evenly within a gap (uniform members), else nearly
+    (iid Gaussian, 16 members, 50 %: 0.5036 for 0.5). It equals `level` unless an
+    end is clamped: a 16-member 90 % interval is the min–max one, which a calibrated
+    ensemble covers only 15/17 ≈ 0.882 of the time. Reports compare coverage with this
+    value, not with the nominal level, so that an ensemble is not called under-dispersed
+    for its size.
+    """
+    if size < 2:
+        raise ParameterError("M (members)", size, "M >= 2 for an interval")
+    low, high = _interval_positions(size, level)
+    return (high - low) / (size + 1)
 
 
 def coverage(members: torch.Tensor, truth: torch.Tensor, level: float) -> torch.Tensor:
     """Fraction of points with truth inside the central `level` interval of the members.
 
     The interval is [Q((1−p)/2), Q((1+p)/2)] of the members at each point, ends included,
-    with Weibull plotting-position quantiles (see `_weibull_quantile`). A calibrated
-    ensemble scores ≈ p; less means under-dispersed or biased.
+    with Weibull plotting-position quantiles (see `_weibull_order_statistic`). A calibrated
+    ensemble scores ≈ `calibrated_coverage(M, level)` (p unless an end is clamped to the
+    min or max member); less means under-dispersed or biased.
     """
-    _check_pair(members, truth)
-    if not 0.0 < level < 1.0:
-        raise ParameterError("level", level, "0 < level < 1")
+    size = _check_pair(members, truth)
+    first, last = _interval_positions(size, level)
     ordered = members.sort(dim=0).values
-    low = _weibull_quantile(ordered, (1.0 - level) / 2.0)
-    high = _weibull_quantile(ordered, (1.0 + level) / 2.0)
+    low = _weibull_order_statistic(ordered, first)
+    high = _weibull_order_statistic(ordered, last)
     inside = (truth >= low) & (truth <= high)
     return inside.to(members.dtype).mean(dim=SPATIAL)
 

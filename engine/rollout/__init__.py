@@ -26,7 +26,14 @@ rollouts), `truth` (solver runs and reconstructions), `scores` (score_rollout) a
 
 from engine.rollout.cf import CONVENTIONS
 from engine.rollout.config import SEED_LIMIT, STREAM_ENSEMBLE, RolloutConfig, RolloutDivergedError
-from engine.rollout.scores import FIELD_MEAN_SCORES, SCORE_VARIABLES, SCORED_ATTRS, score_rollout
+from engine.rollout.scores import (
+    COVERAGE_LEVELS,
+    FIELD_MEAN_SCORES,
+    SCALE_FREE_SCORES,
+    SCORE_VARIABLES,
+    SCORED_ATTRS,
+    score_rollout,
+)
 from engine.rollout.stream import RolloutBlock, RolloutStream, rollout, stream_rollout
 from engine.rollout.truth import (
     TruthFrame,
@@ -38,7 +45,9 @@ from engine.rollout.truth import (
 
 __all__ = [
     "CONVENTIONS",
+    "COVERAGE_LEVELS",
     "FIELD_MEAN_SCORES",
+    "SCALE_FREE_SCORES",
     "SCORED_ATTRS",
     "SCORE_VARIABLES",
     "SEED_LIMIT",

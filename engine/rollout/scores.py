@@ -7,7 +7,7 @@ import torch
 import xarray
 
 from engine.errors import ParameterError, check_integer
-from engine.metrics import EPS, SSR_EPS, ensemble_scores, spectral_band_errors
+from engine.metrics import EPS, SSR_EPS, coverage, ensemble_scores, spectral_band_errors
 from engine.rollout.cf import CONVENTIONS
 
 # name -> (long_name, units or None when in each field's own units)
@@ -18,12 +18,19 @@ SCORE_VARIABLES: dict[str, tuple[str, str | None]] = {
     "spread": ("ensemble spread, sqrt((K+1)/(K-1) mean_k,space (v_k - m)^2)", None),
     "ssr": ("spread-skill ratio (spread + 1e-3) / (RMSE + 1e-3)", "1"),
     "crps_fair": ("fair CRPS of the ensemble (K >= 2)", None),
+    "coverage_50": ("fraction of truth points inside the members' central 50% interval", "1"),
+    "coverage_90": ("fraction of truth points inside the members' central 90% interval", "1"),
     "spectral_low": ("RMS relative power-spectrum error, low band", "1"),
     "spectral_mid": ("RMS relative power-spectrum error, mid band", "1"),
     "spectral_high": ("RMS relative power-spectrum error, high band", "1"),
 }
 # Scale-free scores, which may be averaged over fields with different units.
 FIELD_MEAN_SCORES = ("vrmse", "nrmse", "ssr", "spectral_low", "spectral_mid", "spectral_high")
+# Interval coverage (K >= 2 only, like crps_fair): the level of each `coverage_<percent>`.
+COVERAGE_LEVELS = {"coverage_50": 0.5, "coverage_90": 0.9}
+# Every scale-free score; the coverages are not in `mean_over_fields`, which every
+# prediction has, one member or many.
+SCALE_FREE_SCORES = (*FIELD_MEAN_SCORES, *COVERAGE_LEVELS)
 # Prediction attributes that describe what was scored, copied onto the scores.
 SCORED_ATTRS = (
     *("system", "rate", "emulator", "emulator_kind", "emulator_space", "autoencoder"),
@@ -45,7 +52,9 @@ def score_rollout(
         frames s, s+Δ, ..., s+(c−1)Δ).
 
     Returns dims (field, time): vrmse, rmse, nrmse (of the ensemble mean), spread, ssr,
-    crps_fair (K >= 2 only) and spectral_low/mid/high; plus `mean_over_fields`
+    crps_fair and coverage_50/90 (K >= 2 only: the fraction of points whose truth lies in
+    the members' central 50 / 90 % interval, `engine.metrics.coverage`) and
+    spectral_low/mid/high; plus `mean_over_fields`
     (metric, time), the plain mean over fields of the scale-free scores.
     """
     channels = [name for name, var in prediction.data_vars.items() if {"x", "y"} <= set(var.dims)]
@@ -80,6 +89,8 @@ def score_rollout(
     ).double()
     scores = ensemble_scores(members, target)
     scores.pop("crps")
+    if members.shape[0] >= 2:
+        scores.update({name: coverage(members, target, p) for name, p in COVERAGE_LEVELS.items()})
     bands = spectral_band_errors(members, target, member_dim=0)
     scores.update({f"spectral_{band}": value for band, value in bands.items()})
 

@@ -11,19 +11,22 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from engine.augmentation import symmetries_of, symmetry_augmentation
 from engine.autoencoder.config import preset_spatial_factor
 from engine.autoencoder.files import save_autoencoder
 from engine.autoencoder.ladder import autoencoder_config, latent_shape
+from engine.autoencoder.linear_code import LowFrequencyCode
 from engine.autoencoder.model import Autoencoder
 from engine.data.well_reader import WellArrays, load_array
 from engine.errors import ParameterError
-from engine.losses import vmse
+from engine.losses import VMSE_EPS, vmse
 from engine.metrics import spectral_band_errors, vrmse
 from engine.preprocessing import Preprocessing, default_log_channels, fit_preprocessing
 from engine.stages.common import (
@@ -41,18 +44,27 @@ from engine.training import TensorDictSource, run_training
 VALIDATION_FRAMES = 256
 
 
+@dataclass(frozen=True)
+class AutoencoderRecipe(Recipe):
+    """A recipe plus the autoencoder's loss floor."""
+
+    # Variance floor of the VMSE loss, in preprocessed (unit-variance) units. 1e-2 lets
+    # near-constant frame-channels (22 % of Euler's, after its waves leave the domain)
+    # carry most of the loss and gradients ~15x the clip; 1.0 weighs every channel by
+    # roughly its share of the preprocessed variance (docs/zoo.md).
+    loss_eps: float = VMSE_EPS
+
+
 # "small" is sized for 2 CPU cores (~80 frames/s): a few minutes per model.
+# "wide8" is the same recipe for the preset with spatial factor 8 at twice the width.
 # "paper" follows the paper's batch and learning rate (AdamW instead of PSGD-Kron).
-RECIPES: dict[str, Recipe] = {
-    "small": Recipe(
-        steps=1200,
-        batch_size=32,
-        lr=2e-3,
-        warmup_steps=100,
-        checkpoint_every=250,
-        validate_every=250,
-    ),
-    "paper": Recipe(
+_SMALL = AutoencoderRecipe(
+    steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, checkpoint_every=250, validate_every=250
+)
+RECIPES: dict[str, AutoencoderRecipe] = {
+    "small": _SMALL,
+    "wide8": _SMALL,
+    "paper": AutoencoderRecipe(
         steps=262_144,
         batch_size=64,
         lr=1e-4,
@@ -78,25 +90,14 @@ def frames_of(arrays: WellArrays) -> torch.Tensor:
     return fields.reshape(-1, *fields.shape[2:])
 
 
-def roll_augmentation(periodic: tuple[bool, bool]):
-    """Random rolls along periodic axes: translation is a symmetry of those frames."""
-    axes = [axis for axis, is_periodic in zip((-2, -1), periodic, strict=True) if is_periodic]
+def reconstruction_loss(eps: float):
+    """VMSE of the reconstruction with variance floor `eps` (the recipe's `loss_eps`)."""
 
-    def augment(batch: dict[str, torch.Tensor], generator: torch.Generator):
+    def loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         frames = batch["frames"]
-        for axis in axes:
-            shifts = torch.randint(frames.shape[axis], (len(frames),), generator=generator)
-            frames = torch.stack(
-                [torch.roll(f, int(s), dims=axis) for f, s in zip(frames, shifts, strict=True)]
-            )
-        return {"frames": frames}
+        return vmse(model(frames), frames, eps)
 
-    return augment if axes else None
-
-
-def reconstruction_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    frames = batch["frames"]
-    return vmse(model(frames), frames)
+    return loss
 
 
 @torch.inference_mode()
@@ -139,8 +140,10 @@ def evaluate_on_split(
     dataset: Path,
     split: str = "test",
     *,
+    rate: float,
     max_frames: int | None = None,
 ) -> dict[str, Any]:
+    """Reconstruction scores on a split, next to the fixed linear code at the same rate."""
     arrays = load_array(dataset, split)
     frames = frames_of(arrays)
     if max_frames is not None and len(frames) > max_frames:
@@ -149,9 +152,29 @@ def evaluate_on_split(
         frames, reconstruct(model, preprocessing, frames), arrays.channel_names
     )
     scores.update({"split": split, "trajectories": len(arrays.fields)})
+    scores["linear_code"] = linear_code_scores(preprocessing, frames, rate, arrays.channel_names)
     if arrays.seeds is not None:
         scores["seed_range"] = [int(arrays.seeds.min()), int(arrays.seeds.max())]
     return scores
+
+
+def linear_code_scores(
+    preprocessing: Preprocessing,
+    frames: torch.Tensor,
+    rate: float,
+    channel_names: Sequence[str],
+) -> dict[str, Any]:
+    """VRMSE of the lowest-DCT-coefficient code with no more values than a latent at `rate`,
+    applied in the autoencoder's own preprocessed space (engine.autoencoder.linear_code)."""
+    code = LowFrequencyCode(frames.shape[1], tuple(frames.shape[-2:]), rate)
+    decoded = preprocessing.inverse(code(preprocessing(frames)))
+    scores = reconstruction_scores(frames, decoded, channel_names)
+    return {
+        "rate": code.rate,
+        "coefficients_per_channel": code.coefficients_per_channel,
+        "vrmse": scores["vrmse"],
+        "vrmse_mean": scores["vrmse_mean"],
+    }
 
 
 def train_autoencoder(
@@ -164,6 +187,9 @@ def train_autoencoder(
     steps: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
+    ema_decay: float | None = None,
+    bf16: bool = False,
+    loss_eps: float | None = None,
     seed: int = 0,
     resume: bool = False,
     device: str = "auto",
@@ -174,6 +200,8 @@ def train_autoencoder(
     if preset not in RECIPES:
         raise ParameterError("preset", preset, f"one of {', '.join(RECIPES)}")
     recipe = RECIPES[preset]
+    if loss_eps is not None:
+        recipe = replace(recipe, loss_eps=loss_eps)
     system = get_system(system_name)
     latent_shape(system.spec, rate, preset_spatial_factor(preset))  # refuse a bad rate first
     dataset = dataset_dir(data_root, system_name)
@@ -191,18 +219,25 @@ def train_autoencoder(
     del valid_arrays
 
     train_config = recipe.train_config(
-        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        ema_decay=ema_decay,
+        bf16=bf16,
     )
 
     def validate(model: nn.Module, source: torch.Tensor) -> dict[str, float]:
         scores = reconstruction_scores(source, reconstruct(model, preprocessing, source), channels)
         return {"valid_vrmse": scores["vrmse_mean"]}
 
+    symmetries = symmetries_of(system.spec, config.periodic)
     started = time.perf_counter()
     result = run_training(
         lambda: Autoencoder(config),
-        reconstruction_loss,
-        TensorDictSource({"frames": frames}, augment=roll_augmentation(config.periodic)),
+        reconstruction_loss(recipe.loss_eps),
+        TensorDictSource({"frames": frames}, augment=symmetry_augmentation(symmetries)),
         train_config,
         run_dir,
         val_source=valid,
@@ -223,9 +258,9 @@ def train_autoencoder(
         data={
             "dataset": str(dataset),
             "train_frames": len(frames),
-            "augmentation": "rolls along periodic axes" if any(config.periodic) else "none",
+            "augmentation": symmetries.describe(),
         },
-        test_metrics=evaluate_on_split(model, preprocessing, dataset, "test"),
+        test_metrics=evaluate_on_split(model, preprocessing, dataset, "test", rate=rate),
     )
     out = output_stem(output, run_dir)
     return save_autoencoder(

@@ -43,10 +43,13 @@ class Recipe:
         lr: float | None,
         seed: int,
         device: str,
+        ema_decay: float | None = None,
+        bf16: bool = False,
     ) -> TrainConfig:
         """The trainer's config: this recipe with the given overrides (None keeps the
         recipe's). Warm-up is at most a tenth of the run; AdamW without weight decay and
-        gradients clipped at norm 1, for every model kind."""
+        gradients clipped at norm 1, for every model kind; weight EMA and bf16 autocast
+        are the run's choice, not the recipe's (docs/zoo.md measures both)."""
         steps = self.steps if steps is None else steps
         return TrainConfig(
             steps=steps,
@@ -55,6 +58,8 @@ class Recipe:
             warmup_steps=min(self.warmup_steps, steps // 10),
             weight_decay=0.0,
             grad_clip=1.0,
+            ema_decay=ema_decay,
+            bf16=bf16,
             checkpoint_every=self.checkpoint_every,
             validate_every=self.validate_every,
             seed=seed,

@@ -217,32 +217,37 @@ def _resolve_patch(
     spec: SystemSpec, space: str, rate: float | None, autoencoder: object, patch: int | None
 ) -> int:
     """The patch size, after refusing what the space does not take: latent emulators need
-    a rate on the system's ladder and use patch 1; pixel ones take no rate or autoencoder
-    and a patch that divides the grid (default 16)."""
+    a rate on the system's ladder and default to patch 1 (a finer latent grid, e.g. of a
+    factor-8 autoencoder, takes patch 2 to keep the token count; the latent grid is checked
+    once the autoencoder is read); pixel ones take no rate or autoencoder and a patch that
+    divides the grid (default 16)."""
     if space == "latent":
         rates = ladder(spec.name)
         if rate not in rates:
             raise ParameterError(
                 "rate", rate, f"one of {', '.join(map(str, rates))} ({spec.name}'s ladder)"
             )
-        if patch not in (None, 1):
-            raise ParameterError("patch", patch, "1 (or unset) for a latent emulator")
-        return 1
+        patch = 1 if patch is None else patch
+        check_patch(patch, (patch,))
+        return patch
     if rate is not None or autoencoder is not None:
         raise ParameterError(
             "rate / autoencoder", (rate, autoencoder), "neither, for a pixel-space emulator"
         )
     patch = DEFAULT_PATCH if patch is None else patch
+    check_patch(patch, spec.grid.shape)
+    return patch
+
+
+def check_patch(patch: object, grid: tuple[int, ...]) -> None:
+    """Refuse a patch that is not a positive divisor of every size of `grid`."""
     if (
         isinstance(patch, bool)
         or not isinstance(patch, int)
         or patch < 1
-        or any(n % patch for n in spec.grid.shape)
+        or any(n % patch for n in grid)
     ):
-        raise ParameterError(
-            "patch", patch, f"a positive divisor of both grid sizes {spec.grid.shape}"
-        )
-    return patch
+        raise ParameterError("patch", patch, f"a positive divisor of both grid sizes {grid}")
 
 
 def train_emulator(
@@ -260,6 +265,8 @@ def train_emulator(
     steps: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
+    ema_decay: float | None = None,
+    bf16: bool = False,
     frame_stride: int = 1,
     seed: int = 0,
     resume: bool = False,
@@ -304,9 +311,16 @@ def train_emulator(
     else:
         data = pixel_space(system, dataset)
     channels, grid = data.train.shape[2], tuple(data.train.shape[3:])
+    check_patch(patch, grid)
     label_dim = data.train_labels.shape[1]
     train_config = recipe.train_config(
-        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        ema_decay=ema_decay,
+        bf16=bf16,
     )
     source = WindowSource(data.train, data.train_labels, backbone.window, frame_stride)
     valid = validation_windows(

@@ -10,19 +10,22 @@ by `latentsim evaluate`'s card check.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray
 
+from engine.data.generate import SPLIT_SEED_OFFSETS
 from engine.data.well_reader import load_array
 from engine.emulator.labels import LabelSpec
-from engine.errors import DataFormatError, check_integer
+from engine.errors import DataFormatError, ParameterError, check_integer
 from engine.stages.common import even_subset
+from engine.systems import get_system
 
 SPLIT = "test"
+TEST_SEED_START = SPLIT_SEED_OFFSETS[SPLIT]  # training used seeds from 0
 
 
 def trajectory_conditions(
@@ -132,3 +135,41 @@ def load_test_trajectories(dataset: str | Path, count: int) -> TestTrajectories:
         parameters={k: v[picks].copy() for k, v in arrays.parameters.items()},
         choices={k: v[picks].copy() for k, v in arrays.choices.items()},
     )
+
+
+def resimulate(
+    test: TestTrajectories, system: str, parameters: Mapping[str, float]
+) -> TestTrajectories:
+    """The same test trajectories run again by the real solver with `parameters` in place
+    of their recorded values: same seeds (so the same initial-condition draws, which come
+    from a stream of their own), same choices (e.g. boundary), same grid and frame times.
+
+    This is how truth at other conditions is made without new seeds: only seeds of the
+    test split (>= TEST_SEED_START) are accepted, so no training trajectory's initial
+    condition is ever scored. Each trajectory is simulated alone (a solver's result does
+    not depend on its batch), on the CPU in float32, as `latentsim generate` does.
+    """
+    if test.seeds is None:
+        raise DataFormatError(
+            test.dataset, "no recorded seeds: the test trajectories cannot be re-run"
+        )
+    training = [int(s) for s in test.seeds if s < TEST_SEED_START]
+    if training:
+        raise ParameterError(
+            "test seeds", training, f"seeds >= {TEST_SEED_START:,} (the test split's)"
+        )
+    solver = get_system(system, test.fields.shape[-2:])
+    unknown = sorted(set(parameters) - set(solver.spec.parameter_names))
+    if unknown:
+        raise ParameterError(
+            "parameter", unknown[0], f"one of {', '.join(solver.spec.parameter_names)}"
+        )
+    fields = np.empty_like(test.fields)
+    for pick, seed in enumerate(test.seeds):
+        conditions = {name: str(values[pick]) for name, values in test.choices.items()}
+        conditions |= {name: float(values[pick]) for name, values in test.parameters.items()}
+        conditions |= {name: float(value) for name, value in parameters.items()}
+        run = solver.simulate([conditions], [int(seed)], n_frames=test.frames)
+        fields[pick] = run[0].numpy()
+    shifted = {name: np.full(len(test), float(value)) for name, value in parameters.items()}
+    return replace(test, fields=fields, parameters={**test.parameters, **shifted})

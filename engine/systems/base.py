@@ -139,6 +139,10 @@ class SystemSpec:
     choices: tuple[ChoiceSpec, ...] = ()
     source: str = ""  # solver and scheme, for file metadata
     references: str = ""
+    # Mirror axes (0 = x, 1 = y) and whether x <-> y is a symmetry of the equations,
+    # boundaries and initial-condition distribution: the augmentations training may use.
+    mirror_axes: tuple[int, ...] = ()
+    transpose_symmetric: bool = False
 
     @property
     def channel_names(self) -> tuple[str, ...]:

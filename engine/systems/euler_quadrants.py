@@ -407,6 +407,11 @@ class EulerQuadrants(System):
             frame_dt=0.03,
             n_frames=51,
             choices=(BOUNDARY,),
+            # Quadrant states are drawn independently and both axes share one boundary
+            # type, so the dihedral group of the square maps the data distribution onto
+            # itself (momentum components change sign / swap with the axes).
+            mirror_axes=(0, 1),
+            transpose_symmetric=True,
             source=(
                 "latentsim engine.systems.euler_quadrants: finite volume, MUSCL (MC limiter) "
                 "on primitives, HLLC Riemann solver with Davis wave speeds, unsplit SSP-RK2, "

@@ -22,6 +22,8 @@ TRAJECTORY_FIELDS = (
     "weight_decay",
     "warmup_steps",
     "grad_clip",
+    "ema_decay",
+    "bf16",
     "seed",
 )
 
@@ -47,6 +49,13 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     grad_clip: float | None = 1.0
+    # Exponential moving average of the weights (None: off). The averaged weights are
+    # validated and returned; diffusion denoisers in particular are far smoother averaged
+    # over the last ~1/(1 - decay) updates than at the final, noisy iterate.
+    ema_decay: float | None = None
+    # Forward and loss under bfloat16 autocast (weights, optimiser and gradients stay
+    # float32): convolutions run ~1.8x faster on CPUs with bf16 support (docs/zoo.md).
+    bf16: bool = False
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 10
@@ -75,6 +84,8 @@ class TrainConfig:
             _is_real(self.grad_clip) and 0 < self.grad_clip < math.inf
         ):
             raise ParameterError("grad_clip", self.grad_clip, "a finite number > 0, or None")
+        if self.ema_decay is not None and not (_is_real(self.ema_decay) and 0 < self.ema_decay < 1):
+            raise ParameterError("ema_decay", self.ema_decay, "a number in (0, 1), or None")
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda")
             or (self.device.startswith("cuda:") and self.device[5:].isdigit())

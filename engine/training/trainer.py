@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from engine.device import resolve_device
 from engine.errors import DataFormatError, LatentsimError, ParameterError
@@ -143,6 +144,18 @@ class EpochSampler:
         return torch.randperm(self.num_samples, generator=generator)
 
 
+class WithAverage(nn.Module):
+    """The trained model next to its weight average, so one state dict (and therefore
+    one checkpoint file) holds both and resumption restores the average exactly."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        super().__init__()
+        self.model = model
+        self.average = AveragedModel(
+            model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
+        )
+
+
 @dataclass(frozen=True)
 class StepOutcome:
     """One loop iteration. `loss` is the mean over all ranks (None when non-finite)."""
@@ -204,6 +217,10 @@ class Trainer:
         self.log = JsonlLog(self.run_dir / LOG_NAME, enabled=self.dist.is_main)
 
         self.model = model.to(self.dist.device)
+        # What checkpoints hold: the model, or the model and its weight average.
+        self.stored: nn.Module = (
+            self.model if config.ema_decay is None else WithAverage(self.model, config.ema_decay)
+        )
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if not trainable:
             raise ParameterError("model", type(model).__name__, "a model with trainable parameters")
@@ -243,13 +260,18 @@ class Trainer:
             bar.close()
         self.dist.barrier()
         return TrainResult(
-            self.model,
+            self.result_model,
             self.step,
             self.skipped_steps,
             self.last_loss,
             dict(self.last_validation),
             self._last_checkpoint,
         )
+
+    @property
+    def result_model(self) -> nn.Module:
+        """The weights a run delivers: the average when there is one."""
+        return self.stored.average.module if isinstance(self.stored, WithAverage) else self.model
 
     def train_step(self) -> StepOutcome:
         """One iteration: a batch, a gradient, one update or a collective skip, then any
@@ -267,7 +289,8 @@ class Trainer:
             name: t.to(self.dist.device, non_blocking=True)
             for name, t in self.train_source.batch(indices, self.augment_generator).items()
         }
-        loss = self.loss_fn(self.ddp_model, batch)
+        with torch.autocast(self.dist.device.type, torch.bfloat16, enabled=self.config.bf16):
+            loss = self.loss_fn(self.ddp_model, batch).float()
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
             raise ParameterError("loss_fn output", shape, "a scalar tensor")
@@ -283,6 +306,8 @@ class Trainer:
         skipped = bad_ranks > 0
         if not skipped:
             self.optimizer.step()
+            if isinstance(self.stored, WithAverage):
+                self.stored.average.update_parameters(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         mean_loss = None if skipped else loss_sum / self.dist.world_size
@@ -297,13 +322,12 @@ class Trainer:
         if self.validate_fn is None:
             return {}
         devices = [self.dist.device] if self.dist.device.type == "cuda" else []
-        self.model.eval()
+        model = self.result_model
+        model.eval()
         try:
             with torch.random.fork_rng(devices=devices), torch.no_grad():
                 torch.manual_seed(derive_seed(self.config.seed, _STREAM_VALIDATION))
-                metrics = {
-                    k: float(v) for k, v in self.validate_fn(self.model, self.val_source).items()
-                }
+                metrics = {k: float(v) for k, v in self.validate_fn(model, self.val_source).items()}
         finally:
             self.model.train()
         self.last_validation = metrics
@@ -330,7 +354,7 @@ class Trainer:
         self._last_checkpoint = save_checkpoint(
             self.checkpoint_root,
             self.step,
-            model=self.model,
+            model=self.stored,
             optimizer=self.optimizer,
             rng=rng,
             meta=meta,
@@ -481,7 +505,7 @@ class Trainer:
                 f"{', '.join(mismatches)}; resume with the original values or start a new "
                 "run directory"
             )
-        checkpoint.load_model(self.model)
+        checkpoint.load_model(self.stored)
         checkpoint.load_optimizer(self.optimizer)
         meta = checkpoint.meta
         self.step = checkpoint.step

@@ -36,7 +36,7 @@ from engine.paths import assets_root, data_root, runs_root
 from engine.stages.autoencoder import train_autoencoder
 from engine.stages.emulator import train_emulator
 from engine.zoo.manifest import ZooEntry, load_zoo, locked_manifest
-from engine.zoo.plan import SEED, ZooModel, zoo_plan
+from engine.zoo.plan import SEED, TRAINING_KNOBS, ZooModel, zoo_plan
 
 STORAGE_DTYPE = "float16"
 RUN_COMMAND_FILE = "zoo-command.json"
@@ -171,6 +171,8 @@ def train(
         "seed": SEED,
         "resume": resume,
         "progress": False,
+        # the plan's optional knobs (loss floor, bf16, EMA), exactly as its command has them
+        **{key: settings[key] for key in TRAINING_KNOBS if key in settings},
     }
     autoencoder = None
     if model.autoencoder:  # the published autoencoder under `assets`
@@ -188,6 +190,7 @@ def train(
             kind=str(model.method),
             space=str(model.space),
             autoencoder=autoencoder,
+            patch=settings.get("patch"),
             prediction=settings.get("prediction"),
             **common,
         )
@@ -279,6 +282,12 @@ def check_settings(model: ZooModel, card: dict[str, Any], where: object) -> None
         **{key: model.settings[key] for key in ("preset", "steps", "batch_size", "lr")},
         "seed": SEED,
     }
+    for key, (_, (block, name), default) in TRAINING_KNOBS.items():
+        found[key] = (training.get(block) or {}).get(name, default)
+        wanted[key] = model.settings.get(key, default)
+    if model.space == "latent":
+        found["patch"] = (card.get("backbone") or {}).get("patch")
+        wanted["patch"] = model.settings.get("patch", 1)
     if model.method == "diffusion":
         found["prediction"] = card_prediction(card)
         wanted["prediction"] = model.settings.get("prediction", "edm")

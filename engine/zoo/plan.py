@@ -25,11 +25,28 @@ AUTOENCODER_SETTINGS: dict[str, dict[str, Any]] = {
     "rayleigh_benard": {"preset": "small", "steps": 1200, "batch_size": 32, "lr": 2e-3},
     "kolmogorov": {"preset": "small", "steps": 1200, "batch_size": 32, "lr": 2e-3},
 }
+# Per-(system, rate) overrides of AUTOENCODER_SETTINGS, for a rung retrained with other
+# levers (preset, loss floor, bf16, EMA: TRAINING_KNOBS). None in the shipped zoo yet:
+# docs/zoo.md ("Training levers") holds the measured candidates and the settings planned
+# next; a rung listed here is "stale" until it and its emulators are retrained.
+AUTOENCODER_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {}
+# Options a plan entry may set beyond preset/steps/batch/lr: (train-* flag, where the card
+# records it, the value a card without it was trained with).
+TRAINING_KNOBS: dict[str, tuple[str, tuple[str, str], Any]] = {
+    "loss_eps": ("--loss-eps", ("recipe", "loss_eps"), 1e-2),
+    "bf16": ("--bf16", ("train_config", "bf16"), False),
+    "ema_decay": ("--ema-decay", ("train_config", "ema_decay"), None),
+}
 EMULATOR_SETTINGS: dict[str, Any] = {
     "preset": "compact",
     "steps": 2000,
     "batch_size": 32,
     "lr": 1e-3,
+}
+# Latent emulators on a retrained rung: a factor-8 autoencoder's 8x8 latent grid takes 2x2
+# latent patches (the same 16 tokens per frame as on the factor-16 ones), with weight EMA.
+EMULATOR_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
+    key: {**EMULATOR_SETTINGS, "patch": 2, "ema_decay": 0.999} for key in AUTOENCODER_RATE_SETTINGS
 }
 # The pixel-space diffusion baseline is the dearest model per frame at sampling time;
 # the zoo has it on one system. Its 16x16 patches hold 1024 values per
@@ -83,6 +100,11 @@ class ZooModel:
             "--seed",
             str(SEED),
         ]
+        for key, (flag, _, _) in TRAINING_KNOBS.items():
+            if isinstance(s.get(key), bool):
+                common += [flag] if s[key] else []
+            elif s.get(key) is not None:
+                common += [flag, f"{s[key]:g}"]
         if self.kind == "autoencoder":
             return ["train-ae", self.system, "--rate", str(self.rate), *common]
         where = (
@@ -90,6 +112,8 @@ class ZooModel:
             if self.space == "latent"
             else ["--space", "pixel"]
         )
+        if "patch" in s:
+            where += ["--patch", str(s["patch"])]
         if "prediction" in s:
             where += ["--prediction", s["prediction"]]
         return ["train-emulator", self.system, "--kind", str(self.method), *where, *common]
@@ -122,14 +146,9 @@ def zoo_plan() -> list[ZooModel]:
     models: list[ZooModel] = []
     for system, rates in LADDERS.items():
         for rate in rates:
+            settings = AUTOENCODER_RATE_SETTINGS.get((system, rate), AUTOENCODER_SETTINGS[system])
             models.append(
-                ZooModel(
-                    autoencoder_name(system, rate),
-                    "autoencoder",
-                    system,
-                    AUTOENCODER_SETTINGS[system],
-                    rate=rate,
-                )
+                ZooModel(autoencoder_name(system, rate), "autoencoder", system, settings, rate=rate)
             )
         for rate in rates:
             for method in KINDS:
@@ -138,7 +157,7 @@ def zoo_plan() -> list[ZooModel]:
                         emulator_name(system, method, rate),
                         "emulator",
                         system,
-                        EMULATOR_SETTINGS,
+                        EMULATOR_RATE_SETTINGS.get((system, rate), EMULATOR_SETTINGS),
                         method=method,
                         space="latent",
                         rate=rate,

@@ -17,6 +17,7 @@ from engine.autoencoder import (
     periodic_axes,
     reachable_rates,
 )
+from engine.autoencoder.config import preset_spatial_factor
 from engine.errors import ParameterError, UnknownNameError
 
 # arXiv:2507.02608: every ladder is 16 / 4 / 1 latent channels on a x16 grid.
@@ -126,10 +127,18 @@ def test_periodic_axes_per_axis_and_combined():
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_autoencoder_config_for_each_system_and_rate(name, rung, preset):
     spec = make_spec(name)
+    factor = preset_spatial_factor(preset)
+    if PAPER_LATENT_CHANNELS[rung] * factor**2 < 16**2:
+        # A finer latent grid cannot reach the top rate: fewer than one channel per cell.
+        with pytest.raises(ParameterError, match="whole-number rates"):
+            autoencoder_config(spec, ladder(name)[rung], preset, boundaries=boundaries(name))
+        return
     config = autoencoder_config(spec, ladder(name)[rung], preset, boundaries=boundaries(name))
-    assert config.spatial_factor == 16
+    assert config.spatial_factor == factor
     assert config.in_channels == len(spec.channel_names)
-    assert config.latent_channels == PAPER_LATENT_CHANNELS[rung]
+    # The paper's channel counts are for factor 16; a finer latent grid holds the same
+    # number of values in proportionally fewer channels.
+    assert config.latent_channels == PAPER_LATENT_CHANNELS[rung] * factor**2 // 16**2
     # Rayleigh-Benard's walls are never wrapped (unlike the official code, PolymathicAI/lola).
     assert config.periodic == ((True, False) if name == "rayleigh_benard" else (True, True))
 

@@ -19,7 +19,6 @@ from engine.model_files import load_autoencoder
 from engine.stages.autoencoder import (
     reconstruct,
     reconstruction_scores,
-    roll_augmentation,
     train_autoencoder,
 )
 
@@ -184,12 +183,3 @@ def test_another_systems_autoencoder_cannot_encode(trained, tmp_path):
     (fake / "euler_quadrants.yaml").write_text("dataset_name: euler_quadrants\n")
     with pytest.raises(DataFormatError, match="kolmogorov"):
         encode_dataset(trained, fake, device="cpu")
-
-
-def test_roll_augmentation_only_rolls_periodic_axes():
-    frames = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
-    augment = roll_augmentation((True, False))
-    rolled = augment({"frames": frames}, torch.Generator().manual_seed(0))["frames"]
-    for original, result in zip(frames, rolled, strict=True):
-        assert any(torch.equal(result, torch.roll(original, s, dims=-2)) for s in range(4))
-    assert roll_augmentation((False, False)) is None

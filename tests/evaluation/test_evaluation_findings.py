@@ -12,20 +12,33 @@ from engine.evaluation.findings import (
     PASS,
     check_findings,
     max_deviation,
+    skill,
 )
 
 RATES = [64, 256, 1024]
 
 
-def _model(method, space, rate, long, ssr=None, diverged=False):
+BUCKETS = ("short", "mid", "long")
+
+
+def _model(method, space, rate, long, ssr=None, coverage=(0.5, 0.88)):
+    """A record whose every bucket and lead has VRMSE `long`."""
+    diffusion = method == "diffusion"
+    bucket = {"vrmse": None if long is None else {"mean": long}}
+    if diffusion:
+        bucket.update(
+            {f"coverage_{p}": {"mean": c} for p, c in zip((50, 90), coverage, strict=True)}
+        )
     record = {
         "method": method,
         "space": space,
         "rate": rate,
-        "status": "diverged" if diverged else "ok",
-        "buckets": {"long": {"vrmse": None if long is None else {"mean": long}}},
+        "status": "ok",
+        "members": 16 if diffusion else 1,
+        "vrmse_by_lead": [long] * 3,
+        "buckets": {name: dict(bucket) for name in BUCKETS},
     }
-    if method == "diffusion":
+    if diffusion:
         record["ssr_rollout"] = ssr
     return record
 
@@ -37,24 +50,43 @@ def _system(
     floors=(0.02, 0.04, 0.08),
     ssr=(1.0, 0.9, 1.1),
     pixel_diffusion_ssr=0.8,
+    persistence=2.0,
+    shift=(1.1, 1.3),  # out/in VRMSE of latent diffusion, deterministic
+    shift_ssr=0.9,
+    coverage=(0.5, 0.88),
     drop=(),
     diverged=(),
 ):
     """A system result as results.json holds it; `drop` lists names to report missing."""
     models, autoencoders, missing = {}, {}, {}
     for rate, d, m, s in zip(RATES, diffusion, deterministic, ssr, strict=True):
-        models[f"s-diffusion-ae{rate}"] = _model("diffusion", "latent", rate, d, s)
+        models[f"s-diffusion-ae{rate}"] = _model("diffusion", "latent", rate, d, s, coverage)
         models[f"s-deterministic-ae{rate}"] = _model("deterministic", "latent", rate, m)
     models["s-deterministic-pixel"] = _model("deterministic", "pixel", None, pixel)
-    models["s-diffusion-pixel"] = _model("diffusion", "pixel", None, 0.9, pixel_diffusion_ssr)
+    models["s-diffusion-pixel"] = _model(
+        "diffusion", "pixel", None, 0.9, pixel_diffusion_ssr, coverage
+    )
     for rate, f in zip(RATES, floors, strict=True):
         autoencoders[f"s-ae{rate}"] = {"rate": rate, "buckets": {"long": {"vrmse": {"mean": f}}}}
     for name in diverged:  # non-finite rollouts: no long bucket, no SSR
         models[name].update(status="diverged", ssr_rollout=None)
-        models[name]["buckets"]["long"]["vrmse"] = None
+        models[name]["vrmse_by_lead"][-1] = None
+        models[name]["buckets"]["long"] = {key: None for key in models[name]["buckets"]["long"]}
+    out = {}
+    for name, record in models.items():
+        if record["space"] == "latent":
+            factor = shift[0] if record["method"] == "diffusion" else shift[1]
+            out[name] = {
+                **record,
+                "vrmse_by_lead": [
+                    None if v is None else v * factor for v in record["vrmse_by_lead"]
+                ],
+                "ssr_rollout": shift_ssr if record["method"] == "diffusion" else None,
+            }
     for name in drop:
         group = autoencoders if name in autoencoders else models
         record = group.pop(name)
+        out.pop(name, None)
         kind = "autoencoder" if group is autoencoders else "emulator"
         missing[name] = {
             "kind": kind,
@@ -63,7 +95,14 @@ def _system(
             "rate": record["rate"],
             "reason": "not in the manifest (not trained yet)",
         }
-    return {"rates": RATES, "models": models, "autoencoders": autoencoders, "missing": missing}
+    return {
+        "rates": RATES,
+        "models": models,
+        "autoencoders": autoencoders,
+        "missing": missing,
+        "persistence": {"buckets": {b: {"vrmse": {"mean": persistence}} for b in BUCKETS}},
+        "shift": {"status": "ok", "models": out},
+    }
 
 
 def _verdicts(systems):
@@ -72,8 +111,8 @@ def _verdicts(systems):
 
 def test_numbers_that_satisfy_every_claim_pass_every_finding():
     findings = check_findings({"a": _system(), "b": _system()})
-    assert [f.verdict for f in findings] == [PASS] * 4
-    assert [f.statement for f in findings] == [PASS] * 4
+    assert [f.verdict for f in findings] == [PASS] * 6
+    assert [f.statement for f in findings] == [PASS] * 6
     first = findings[0].systems["a"]
     # mean 0.65: 0.60 and 0.70 are 7.7 % off; floors 0.02 -> 0.08 is 4x
     assert "max deviation 7.7%" in first.measured and "(4.00x)" in first.measured
@@ -96,7 +135,7 @@ def test_robustness_is_max_relative_deviation_from_the_mean():
     verdicts = _verdicts(
         {"a": _system(diffusion=(0.5, 0.75, 1.0), deterministic=(1.1, 1.1, 1.1), pixel=1.2)}
     )
-    assert verdicts == [MISSED, PASS, PASS, PASS]
+    assert verdicts == [MISSED, PASS, PASS, PASS, PASS, PASS]
     # exactly at the edge passes: 0.8 / 1.0 / 1.2 deviate by 20 %; 0.75/1/1.25 by 25 %
     assert (
         _verdicts({"a": _system(diffusion=(0.75, 1.0, 1.25), deterministic=(2, 2, 2), pixel=2.0)})[
@@ -140,12 +179,7 @@ def test_ssr_outside_the_band_misses_finding_4(ssr):
 def test_missing_models_make_findings_not_evaluated_and_name_the_models():
     systems = {"a": _system(drop=("s-diffusion-ae256", "s-ae1024"))}
     findings = check_findings(systems)
-    assert [f.verdict for f in findings] == [
-        NOT_EVALUATED,
-        NOT_EVALUATED,
-        NOT_EVALUATED,
-        NOT_EVALUATED,
-    ]
+    assert [f.verdict for f in findings] == [NOT_EVALUATED] * 6
     assert findings[0].statement == "not evaluated (missing: s-ae1024, s-diffusion-ae256)"
     assert findings[1].statement == "not evaluated (missing: s-diffusion-ae256)"
     # the comparisons that could be made are still shown
@@ -171,7 +205,7 @@ def test_a_miss_elsewhere_outweighs_a_missing_model():
 def test_diverged_models_count_as_infinitely_bad():
     # a diverged diffusion model: not robust, not better, not calibrated
     findings = check_findings({"a": _system(diverged=("s-diffusion-ae64",))})
-    assert [f.verdict for f in findings] == [MISSED, MISSED, MISSED, MISSED]
+    assert [f.verdict for f in findings] == [MISSED] * 6
     assert "x64: diverged vs 0.800" in findings[1].systems["a"].measured
     # a diverged deterministic model loses to diffusion
     findings = check_findings({"a": _system(diverged=("s-deterministic-ae64",))})
@@ -179,7 +213,7 @@ def test_diverged_models_count_as_infinitely_bad():
 
 
 def test_no_systems_is_not_a_pass():
-    assert _verdicts({}) == [NOT_EVALUATED] * 4
+    assert _verdicts({}) == [NOT_EVALUATED] * 6
 
 
 def test_records_are_plain_json():
@@ -189,3 +223,53 @@ def test_records_are_plain_json():
     again = json.loads(json.dumps(record))
     assert again["verdict"] == NOT_EVALUATED and again["missing"] == ["s-ae64"]
     assert again["systems"]["a"]["checks"][0]["verdict"] == PASS
+
+
+# ------------------------------------------------------- skill, distribution shift, coverage
+def test_rates_equally_close_to_no_skill_do_not_pass_finding_1():
+    """0.97 / 1.00 / 0.98 is robust to compression, but 1.00 is not below 0.9 x 1.05."""
+    unskilful = _system(diffusion=(0.97, 1.0, 0.98), deterministic=(2, 2, 2), pixel=2.0)
+    unskilful["persistence"]["buckets"]["long"]["vrmse"]["mean"] = 1.05
+    finding = check_findings({"a": unskilful})[0].systems["a"]
+    assert finding.verdict == MISSED
+    assert [c.verdict for c in finding.checks] == [PASS, MISSED, PASS]
+    assert "worst rate 1.000 vs 0.9 x persistence 0.945" in finding.checks[1].what
+    assert "NOT skilful: does not count" in finding.measured
+    no_persistence = _system()
+    del no_persistence["persistence"]
+    finding = check_findings({"a": no_persistence})[0]
+    assert finding.verdict == NOT_EVALUATED and finding.missing == ["persistence"]
+
+
+def test_skill_over_persistence_is_one_minus_the_vrmse_ratio():
+    system = _system()
+    record = system["models"]["s-diffusion-ae64"]
+    assert skill(record, system["persistence"], "long") == pytest.approx(1 - 0.6 / 2.0)
+    assert skill(None, system["persistence"], "long") is None
+
+
+def test_a_larger_shift_ratio_than_deterministic_misses_finding_5():
+    assert check_findings({"a": _system(shift=(1.1, 1.3))})[4].verdict == PASS
+    finding = check_findings({"a": _system(shift=(1.4, 1.3))})[4]
+    assert finding.verdict == MISSED
+    assert "x64 shift ratio: 1.400 vs 1.300" in finding.systems["a"].measured
+    assert check_findings({"a": _system(shift_ssr=0.5)})[4].verdict == MISSED
+
+
+def test_finding_5_is_not_evaluated_without_the_shifted_trajectories():
+    system = _system()
+    del system["shift"]
+    finding = check_findings({"a": system})[4]
+    assert finding.statement == "not evaluated (missing: a: not run (--no-shift))"
+    system["shift"] = {"status": "solver diverged: boom"}
+    assert check_findings({"a": system})[4].missing == ["a: solver diverged: boom"]
+
+
+@pytest.mark.parametrize(
+    ("coverage", "verdict"),
+    [((0.5, 0.882), PASS), ((0.41, 0.79), PASS), ((0.39, 0.88), MISSED), ((0.5, 0.78), MISSED)],
+)
+def test_coverage_within_a_tenth_of_the_calibrated_level_passes_finding_6(coverage, verdict):
+    finding = check_findings({"a": _system(coverage=coverage)})[5]
+    assert finding.verdict == verdict
+    assert "(calibrated 0.882)" in finding.systems["a"].measured

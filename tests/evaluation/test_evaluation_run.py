@@ -124,7 +124,7 @@ def test_json_holds_every_model_bucket_field_and_the_protocol(results):
             assert model["coercions"] == [
                 "members 2 -> 1: a deterministic emulator's members would be identical"
             ]
-    assert [f["number"] for f in results["findings"]] == [1, 2, 3, 4]
+    assert [f["number"] for f in results["findings"]] == [1, 2, 3, 4, 5, 6]
     run = results["run"]
     assert run["command"].startswith("latentsim evaluate kolmogorov --trajectories 2")
     assert run["machine"]["cpu_count"] >= 1 and run["machine"]["torch"] == torch.__version__
@@ -250,6 +250,7 @@ def _settings(**options) -> EvaluationSettings:
             "steps": 2,
             "device": "cpu",
             "card_check": False,
+            "shift": False,
             **options,
         }
     )
@@ -330,7 +331,7 @@ def test_records_are_reused_only_for_the_same_weights_settings_and_data(
     run(seed=1)  # other settings: measured again
     assert measured == [name]
     # An unreadable record, or one of other weights, is measured again too.
-    record = cache_dir / f"{name}.json"
+    record = cache_dir / f"{name}.test.json"
     record.write_text("{ not json")
     run(seed=1)
     stored = json.loads(record.read_text())
@@ -454,3 +455,113 @@ def test_markdown_lists_the_long_bucket_per_trajectory(results, evaluated):
         row
         == "| `" + name + "` | " + " | ".join(f"{v:.2f}" for v in values["by_trajectory"]) + " |"
     )
+
+
+# ----------------------------------------------------------------- distribution shift
+def test_shift_reruns_the_test_seeds_out_of_range_and_scores_latent_emulators(results, data_root):
+    """Reynolds: training 100-500, valid 10-5000 -> the log-midpoint of 500 and 5000."""
+    from engine.stages.testset import load_test_trajectories
+    from engine.systems import get_system
+
+    system = results["systems"][SYSTEM]
+    shift = system["shift"]
+    assert shift["status"] == "ok"
+    reynolds = shift["parameters"]["Reynolds"]
+    assert reynolds["value"] == pytest.approx(np.sqrt(500 * 5000))
+    assert reynolds["train_range"] == [100, 500] and reynolds["valid_range"] == [10, 5000]
+    # label: log10 range [2, log10 500] -> [-1, 1]
+    expected_label = 2 * (np.log10(reynolds["value"]) - 2) / (np.log10(500) - 2) - 1
+    assert reynolds["label"] == pytest.approx(expected_label, rel=1e-6)
+    assert shift["seeds"] == system["seeds"] == [2_000_000, 2_000_002]
+    assert [c["Reynolds"] for c in shift["conditions"]] == [pytest.approx(reynolds["value"])] * 2
+    latent = sorted(n for n in EMULATORS if "pixel" not in n)
+    assert sorted(shift["models"]) == latent
+    # persistence out of range, from a solver run written out here
+    test = load_test_trajectories(data_root / SYSTEM, TRAJECTORIES)
+    solver = get_system(SYSTEM, test.fields.shape[-2:])
+    truth = np.stack(
+        [
+            solver.simulate([{"Reynolds": reynolds["value"]}], [seed], n_frames=FRAMES)[0].numpy()
+            for seed in system["seeds"]
+        ]
+    )
+    still = _vrmse(np.repeat(truth[:, :1], HORIZON, axis=1), truth[:, 1:])
+    for bucket, value in _bucket_means(still).items():
+        assert shift["persistence"]["buckets"][bucket]["vrmse"]["mean"] == pytest.approx(
+            value, rel=1e-5
+        )
+    for name, record in shift["models"].items():
+        assert record["status"] == "ok" and "card_check" not in record
+        assert record["buckets"]["long"]["vrmse"]["mean"] != pytest.approx(
+            system["models"][name]["buckets"]["long"]["vrmse"]["mean"], rel=1e-6
+        )
+
+
+def test_resimulating_at_the_recorded_conditions_gives_the_stored_frames(data_root):
+    """The shifted truth comes from the dataset's own solver, seeds and frame times."""
+    from engine.stages.testset import load_test_trajectories, resimulate
+
+    test = load_test_trajectories(data_root / SYSTEM, TRAJECTORIES)
+    recorded = {"Reynolds": float(test.parameters["Reynolds"][0])}
+    again = resimulate(test, SYSTEM, recorded)
+    # the dataset stores its parameters in float32: the first pick's value is exact
+    np.testing.assert_allclose(again.fields[0], test.fields[0], rtol=1e-4, atol=1e-4)
+    assert again.seed_list() == test.seed_list()
+
+
+def test_resimulating_training_seeds_is_refused(data_root):
+    from dataclasses import replace
+
+    from engine.errors import ParameterError
+    from engine.stages.testset import load_test_trajectories, resimulate
+
+    test = load_test_trajectories(data_root / SYSTEM, TRAJECTORIES)
+    training = replace(test, seeds=np.array([0, 2_000_002]))
+    with pytest.raises(ParameterError, match="2,000,000"):
+        resimulate(training, SYSTEM, {"Reynolds": 1000.0})
+
+
+def test_shifted_records_are_cached_apart_from_the_stored_test_sets(data_root, zoo_root, tmp_path):
+    name = f"{SYSTEM}-deterministic-ae3"
+    for _ in range(2):
+        lines = []
+        evaluate(
+            [SYSTEM],
+            _settings(shift=True),
+            zoo=load_zoo(zoo_root),
+            data_root=data_root,
+            models=[name],
+            log=lines.append,
+            cache_dir=tmp_path,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.shift.json", f"{name}.test.json"]
+    assert sum("reused: measured" in line for line in lines) == 2
+    assert json.loads((tmp_path / f"{name}.shift.json").read_text())["key"]["version"] == 2
+
+
+def test_markdown_has_skill_coverage_and_shift_tables(results, evaluated):
+    text = (evaluated / "RESULTS.md").read_text()
+    system = results["systems"][SYSTEM]
+    persistence = system["persistence"]["buckets"]["long"]["vrmse"]["mean"]
+    long = [
+        system["models"][f"{SYSTEM}-diffusion-ae{r}"]["buckets"]["long"]["vrmse"]["mean"]
+        for r in (3, 6, 12)
+    ]
+    rows = [line for line in text.splitlines() if line.startswith("| diffusion | 3 / 6 / 12")]
+    assert rows[1].endswith(f"| {' / '.join(f'{1 - v / persistence:+.3f}' for v in long)} |")
+    name = f"{SYSTEM}-diffusion-ae3"
+    record = system["models"][name]
+    coverage = " / ".join(f"{record['buckets'][b]['coverage_90']['mean']:.3f}" for b in BUCKETS)
+    assert any(
+        line.startswith(f"| `{name}` | 2 |") and f"| {coverage} | 0.333 / 0.333 |" in line
+        for line in text.splitlines()
+    )
+    assert "re-run by the solver with Reynolds 1581 (training 100–500, valid 10–5000" in text
+    out = system["shift"]["models"][name]
+    ratio = np.mean(out["vrmse_by_lead"]) / np.mean(record["vrmse_by_lead"])
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith(f"| `{name}` |") and line.count("|") == 6 and " → " in line
+    )
+    assert f"| {ratio:.3f} |" in row

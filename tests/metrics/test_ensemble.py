@@ -16,6 +16,7 @@ from scipy.stats import chi2
 from engine.errors import ParameterError
 from engine.metrics import vrmse
 from engine.metrics.ensemble import (
+    calibrated_coverage,
     coverage,
     crps,
     ensemble_mean,
@@ -90,8 +91,9 @@ def test_float32_crps_keeps_spread_of_offset_fields():
     )
 
 
-def test_coverage_intervals_match_numpy_weibull_quantiles():
-    members, truth = _random_ensemble(7, seed=3)
+@pytest.mark.parametrize("size", [2, 7, 16])  # 16: `latentsim evaluate`'s ensembles
+def test_coverage_intervals_match_numpy_weibull_quantiles(size):
+    members, truth = _random_ensemble(size, seed=3)
     for level in (0.3, 0.5, 0.9):
         low, high = np.quantile(
             members.numpy(), [(1 - level) / 2, (1 + level) / 2], axis=0, method="weibull"
@@ -207,6 +209,30 @@ def test_exchangeable_ensemble_is_calibrated():
     assert (statistic < chi2.ppf(0.999, MEMBERS)).all(), statistic
 
 
+def test_calibrated_coverage_by_hand():
+    assert calibrated_coverage(19, 0.5) == pytest.approx(0.5)  # positions 5 and 15 of 19
+    assert calibrated_coverage(16, 0.5) == pytest.approx(0.5)  # 4.25 .. 12.75
+    assert calibrated_coverage(16, 0.9) == pytest.approx(15 / 17)  # clamped: min..max
+    assert calibrated_coverage(2, 0.5) == pytest.approx(1 / 3)  # clamped: min..max
+
+
+@pytest.mark.parametrize(
+    ("size", "draw"), [(5, torch.rand), (16, torch.rand), (16, torch.randn), (19, torch.randn)]
+)
+def test_exchangeable_ensemble_reaches_the_calibrated_coverage(size, draw):
+    """Members and truth iid: the mean coverage converges to what the ensemble's size
+    allows, e.g. 15/17 rather than 0.9 for the min-max interval of 16 members. Exact for
+    uniform draws (evenly spread within every gap); for Gaussian draws where an end falls
+    between order statistics (16 members, 50 %) it is 0.5036, within the tolerance."""
+    generator = torch.Generator().manual_seed(size)
+    members = draw(size, 8, 1, 64, 64, generator=generator)
+    truth = draw(8, 1, 64, 64, generator=generator)
+    for level in (0.5, 0.9):  # 32768 independent points: sd of the mean ~0.003
+        expected = calibrated_coverage(size, level)
+        measured = coverage(members, truth, level).mean().item()
+        assert measured == pytest.approx(expected, abs=0.012), (size, level)
+
+
 def test_under_dispersed_ensemble_has_low_ssr_and_u_shaped_histogram():
     members, truth, generator = _gaussian_case(member_scale=0.5)
     # spread σ/2·√((M+1)/M) against rmse σ√(1 + 1/(4M)) -> SSR ≈ 0.51
@@ -278,5 +304,9 @@ def test_bad_input_names_the_problem():
     for level in (0.0, 1.0, 1.5):
         with pytest.raises(ParameterError, match="0 < level < 1"):
             coverage(members, truth, level)
+        with pytest.raises(ParameterError, match="0 < level < 1"):
+            calibrated_coverage(16, level)
+    with pytest.raises(ParameterError, match=r"M \(members\)=1.*M >= 2"):
+        calibrated_coverage(1, 0.5)
     with pytest.raises(ParameterError, match="max_points"):
         rank_histogram(members, truth, max_points=0)

@@ -31,7 +31,7 @@ def test_perfect_prediction_scores_zero(truth):
     for name in ("vrmse", "rmse", "nrmse", "spectral_low", "spectral_mid", "spectral_high"):
         np.testing.assert_allclose(scores[name].sel(field="tracer"), 0.0, atol=1e-5)
     np.testing.assert_allclose(scores["spread"], 0.0)
-    assert "crps_fair" not in scores  # one member
+    assert "crps_fair" not in scores and "coverage_50" not in scores  # one member
     assert scores.attrs["members"] == 1 and scores.attrs["system"] == "drift"
     assert scores["vrmse"].attrs["units"] == "1"
 
@@ -75,6 +75,11 @@ def test_two_member_scores_by_hand(truth):
     np.testing.assert_allclose(scores["rmse"].sel(field="tracer"), [rmse], rtol=1e-6)
     ssr = (spread + SSR_EPS) / (rmse + SSR_EPS)
     np.testing.assert_allclose(scores["ssr"].sel(field="tracer"), [ssr], rtol=1e-6)
+    # two members: both central intervals are clamped to [min, max] = [1, 3]
+    inside = np.mean((y >= 1) & (y <= 3))
+    for name in ("coverage_50", "coverage_90"):
+        np.testing.assert_allclose(scores[name].sel(field="tracer"), [inside], rtol=1e-6)
+        assert scores[name].attrs["units"] == "1"
     assert scores.attrs["members"] == 2
     mean_vrmse = scores["mean_over_fields"].sel(metric="vrmse")
     np.testing.assert_allclose(mean_vrmse, scores["vrmse"].mean("field"), rtol=1e-6)

@@ -238,3 +238,27 @@ def test_progress_bar_shows_loss_lr_and_rate(
     final = capsys.readouterr().err.split("\r")[-1]
     assert "6/6" in final and "step/s" in final
     assert "loss=" in final and f"lr={config.lr_at(5):.3g}" in final
+
+
+def test_weight_average_is_the_exponential_average_of_the_iterates(tmp_path: Path) -> None:
+    decay = 0.8
+    trainer = make_trainer(tmp_path, steps=6, checkpoint_every=0, ema_decay=decay)
+    average = None
+    for _ in range(6):
+        trainer.train_step()
+        weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        average = (
+            weights
+            if average is None
+            else {k: decay * average[k] + (1 - decay) * weights[k] for k in weights}
+        )
+    for key, value in trainer.result_model.state_dict().items():
+        torch.testing.assert_close(value, average[key], rtol=1e-6, atol=1e-7)
+
+
+def test_bf16_autocast_trains_float32_weights_with_a_float32_loss(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, steps=40, checkpoint_every=0, bf16=True)
+    result = trainer.fit()
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
+    losses = [e["loss"] for e in read_log(tmp_path) if e["event"] == "train"]
+    assert losses[-1] < 0.7 * losses[0]

@@ -145,3 +145,15 @@ def test_all_checkpoints_corrupt_is_a_clear_error(tmp_path: Path) -> None:
     (only / OPTIMIZER_FILE).write_bytes(b"garbage")
     with pytest.raises(DataFormatError, match=r"optimizer.safetensors: checksum mismatch"):
         train(tmp_path, steps=20, resume=True)
+
+
+def test_weight_average_resumes_exactly_and_is_what_the_run_delivers(tmp_path: Path) -> None:
+    reference = train(tmp_path / "reference", steps=20, ema_decay=0.9)
+    train(tmp_path / "resumed", steps=20, until=10, ema_decay=0.9)
+    resumed = train(tmp_path / "resumed", steps=20, resume=True, ema_decay=0.9)
+    delivered = resumed.result_model.state_dict()
+    for key, value in reference.result_model.state_dict().items():
+        assert torch.equal(delivered[key], value), key
+    assert not torch.equal(delivered["net.0.weight"], resumed.model.state_dict()["net.0.weight"])
+    with pytest.raises(LatentsimError, match="ema_decay"):
+        train(tmp_path / "resumed", steps=20, resume=True, ema_decay=0.5)

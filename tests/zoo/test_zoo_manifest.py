@@ -260,3 +260,51 @@ def test_an_emulator_waits_for_its_autoencoder(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo_build, "ensure_dataset", lambda *a: None)
     with pytest.raises(DataFormatError, match="needs its autoencoder kolmogorov-ae6"):
         zoo_build.build([DIFFUSION], runs=tmp_path, assets=tmp_path / "empty", log=print)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ZooModel(
+            "euler_quadrants-ae80",
+            "autoencoder",
+            "euler_quadrants",
+            {
+                "preset": "wide8",
+                "steps": 10,
+                "batch_size": 4,
+                "lr": 2e-3,
+                "loss_eps": 1.0,
+                "bf16": True,
+                "ema_decay": 0.99,
+            },
+            rate=80,
+        ),
+        ZooModel(
+            "euler_quadrants-diffusion-ae80",
+            "emulator",
+            "euler_quadrants",
+            {"preset": "compact", "steps": 10, "batch_size": 4, "lr": 1e-3, "patch": 2},
+            method="diffusion",
+            space="latent",
+            rate=80,
+            autoencoder="euler_quadrants-ae80",
+        ),
+    ],
+    ids=["autoencoder", "emulator"],
+)
+def test_the_zoo_trains_with_every_setting_its_command_records(model, tmp_path, monkeypatch):
+    """The card's command and the stage call come from the same plan entry: a knob the
+    command has but the call lacks would publish a model trained otherwise."""
+    calls = []
+    monkeypatch.setattr(zoo_build, "train_autoencoder", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setattr(zoo_build, "train_emulator", lambda *a, **kw: calls.append(kw))
+    zoo_build.train(model, tmp_path / "run", tmp_path / "data", tmp_path / "assets", print)
+    (called,) = calls
+    args = build_parser().parse_args(model.command())
+    for option in ("loss_eps", "bf16", "ema_decay", "patch"):
+        if hasattr(args, option):
+            assert called.get(option, getattr(args, option)) == getattr(args, option), option
+    for key in ("loss_eps", "bf16", "ema_decay", "patch"):
+        if key in model.settings:
+            assert called[key] == model.settings[key], key
