@@ -103,28 +103,38 @@ def serve_app(assets: Path | None = None, log: Path | None = None) -> Iterator[s
     `assets` points the server at another zoo (LATENTSIM_ASSETS); the server's output goes
     to `log` (and is quoted if it dies before answering)."""
     port = free_port()
+    panel = Path(sys.executable).with_name("panel")
+    command = [
+        str(panel),
+        "serve",
+        "app",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        f"--allow-websocket-origin=127.0.0.1:{port}",
+    ]
+    with serve_command(command, port, cwd=REPO, assets=assets, log=log) as url:
+        yield url
+
+
+@contextmanager
+def serve_command(
+    command: list[str],
+    port: int,
+    *,
+    cwd: Path,
+    assets: Path | None = None,
+    log: Path | None = None,
+) -> Iterator[str]:
+    """Run a command that serves the app on `port`; yield its URL once it answers, and stop
+    it afterwards (its output goes to `log`, quoted if it dies before answering)."""
     env = dict(os.environ)
     if assets is not None:
         env["LATENTSIM_ASSETS"] = str(assets)
-    panel = Path(sys.executable).with_name("panel")
     log = log if log is not None else Path(os.devnull)
     with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [
-                str(panel),
-                "serve",
-                "app",
-                "--address",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                f"--allow-websocket-origin=127.0.0.1:{port}",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        server = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/app"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -135,7 +145,7 @@ def serve_app(assets: Path | None = None, log: Path | None = None) -> Iterator[s
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
                     text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-                    raise RuntimeError(f"panel serve did not answer at {url}:\n{text}") from None
+                    raise RuntimeError(f"{command[0]} did not answer at {url}:\n{text}") from None
                 time.sleep(0.25)
         yield url
     finally:

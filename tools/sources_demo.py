@@ -16,51 +16,26 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from tools.app_bench import VIEWPORT, free_port, launch_chromium, main_view_screenshot
+from tools.app_bench import (
+    VIEWPORT,
+    free_port,
+    launch_chromium,
+    main_view_screenshot,
+    serve_command,
+)
 
-SERVER_START_S = 60
 
-
-@contextmanager
 def serve_view(
     paths: list[str], *, cwd: Path, log: Path, assets: Path | None = None
-) -> Iterator[str]:
-    """`latentsim view PATH...` in a subprocess; yields the URL it printed, once it answers."""
+) -> AbstractContextManager[str]:
+    """`latentsim view PATH...` in a subprocess; yields the URL once it answers."""
     port = free_port()
-    env = dict(os.environ)
-    if assets is not None:
-        env["LATENTSIM_ASSETS"] = str(assets)
     command = [sys.executable, "-m", "engine.cli", "view", *paths, "--port", str(port)]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/app"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=10):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    text = log.read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"latentsim view did not answer at {url}:\n{text}") from None
-                time.sleep(0.25)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    return serve_command(command, port, cwd=cwd, assets=assets, log=log)
 
 
 def make_data(out: Path, emulator: str, members: int, horizon: int) -> tuple[Path, Path]:
