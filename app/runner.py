@@ -33,6 +33,7 @@ from engine.errors import LatentsimError
 from engine.metrics import ensemble_scores, rank_histogram
 from engine.pipeline import Pipeline
 from engine.rollout import (
+    RolloutBlock,
     RolloutConfig,
     RolloutDivergedError,
     RolloutStream,
@@ -339,7 +340,7 @@ def _advance(key: str, pipeline: Pipeline, stream: RolloutStream, truth: TruthSt
         return err
     _extend(truth, int(block.frame_index.max()))
     target = torch.stack([truth.frames[int(i)].frame for i in block.frame_index]).double()
-    scores = _scores(block.frames.double(), target)
+    scores, rank = block_scores(block, target)
     recon = latents = None
     floor: dict[str, np.ndarray] = {}
     if pipeline.space == "latent":
@@ -348,11 +349,21 @@ def _advance(key: str, pipeline: Pipeline, stream: RolloutStream, truth: TruthSt
         latents, recon = encoded.cpu().numpy(), restored.cpu().numpy()
         floor = _scores(torch.from_numpy(recon)[None].double(), target)
         floor = {name: floor[name] for name in ("vrmse", "crps")}
+    return BlockUpdate(key, block, scores, floor, recon, latents, rank)
+
+
+def block_scores(
+    block: RolloutBlock, target: torch.Tensor
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """A block's per (lead, field) scores against `target` (leads, C, X, Y, float64) and
+    its rank histogram, pooled over the block's leads at sampled points (None for a
+    single member): what every source's rollout shows in Diagnostics."""
+    scores = _scores(block.frames.double(), target)
     rank = None
-    if block.frames.shape[0] > 1:  # pooled over the block's leads, sampled points
+    if block.frames.shape[0] > 1:
         generator = torch.Generator().manual_seed(int(block.lead[0]))
         rank = rank_histogram(block.frames, target.float(), generator).numpy()
-    return BlockUpdate(key, block, scores, floor, recon, latents, rank)
+    return scores, rank
 
 
 def _scores(members: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarray]:

@@ -21,12 +21,11 @@ import torch
 import xarray
 
 from app.compute import COMPUTE, ComputeQueue
-from app.runner import Dispatch, _scores, apply_now
+from app.runner import Dispatch, apply_now, block_scores
 from app.sources import NO_EMULATOR, SourceState
 from app.state import RunRequest, SeriesSpec
 from app.store import BlockUpdate, RunStore
 from engine.errors import LatentsimError
-from engine.metrics import rank_histogram
 from engine.rollout import RolloutBlock, TruthFrame
 from engine.sources import (
     Frames,
@@ -271,11 +270,7 @@ def _score(key: str, block: RolloutBlock, truth: FileTruth | None) -> BlockUpdat
     if truth is None:
         return BlockUpdate(key, block, {}, {}, None, None, None)
     target = torch.stack([truth.frames[int(i)].frame for i in block.frame_index]).double()
-    scores = _scores(block.frames.double(), target)
-    rank = None
-    if block.frames.shape[0] > 1:
-        generator = torch.Generator().manual_seed(int(block.lead[0]))
-        rank = rank_histogram(block.frames, target.float(), generator).numpy()
+    scores, rank = block_scores(block, target)
     return BlockUpdate(key, block, scores, {}, None, None, rank)
 
 

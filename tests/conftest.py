@@ -22,3 +22,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def isolated_emulator_registry():
+    """Emulators a test registers are gone after it (the registry is process-wide)."""
+    from engine.sources import emulators
+
+    saved = dict(emulators._REGISTRY)
+    yield
+    emulators._REGISTRY.clear()
+    emulators._REGISTRY.update(saved)

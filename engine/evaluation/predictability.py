@@ -56,13 +56,6 @@ class PredictabilitySettings:
             raise ParameterError("perturbation", self.perturbation, "a number in (0, 1]")
 
 
-def trajectory_conditions(test: TestTrajectories, pick: int) -> dict[str, Any]:
-    """The solver conditions a test trajectory was generated with, from its file."""
-    values: dict[str, Any] = {k: float(v[pick]) for k, v in test.parameters.items()}
-    values.update({k: str(v[pick]) for k, v in test.choices.items()})
-    return values
-
-
 def _restart_scores(
     system: System,
     starts: torch.Tensor,
@@ -107,7 +100,7 @@ def predictability(
         for pick in range(len(test)):
             fields = torch.from_numpy(test.fields[pick, : horizon + 1]).float()
             first, truth = fields[0], fields[1:]
-            conditions = trajectory_conditions(test, pick)
+            conditions = test.solver_conditions(pick)
             add("restart", _restart_scores(system, first[None], conditions, truth, times))
             scale = first.std(dim=(-2, -1), correction=0)[:, None, None]
             noise = torch.randn((settings.members, *first.shape), generator=generator)

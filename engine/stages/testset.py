@@ -113,6 +113,12 @@ class TestTrajectories:
         """Pick `pick` (0-based among the picks) as a Dataset aligned on `frame`."""
         return frames_dataset(self.channel_names, self.fields[pick])
 
+    def solver_conditions(self, pick: int) -> dict[str, Any]:
+        """The conditions the solver ran pick `pick` with, as recorded in the file."""
+        values: dict[str, Any] = {k: str(v[pick]) for k, v in self.choices.items()}
+        values.update({k: float(v[pick]) for k, v in self.parameters.items()})
+        return values
+
     def seed_list(self) -> list[int] | None:
         return None if self.seeds is None else [int(s) for s in self.seeds]
 
@@ -166,8 +172,7 @@ def resimulate(
         )
     fields = np.empty_like(test.fields)
     for pick, seed in enumerate(test.seeds):
-        conditions = {name: str(values[pick]) for name, values in test.choices.items()}
-        conditions |= {name: float(values[pick]) for name, values in test.parameters.items()}
+        conditions = test.solver_conditions(pick)
         conditions |= {name: float(value) for name, value in parameters.items()}
         run = solver.simulate([conditions], [int(seed)], n_frames=test.frames)
         fields[pick] = run[0].numpy()

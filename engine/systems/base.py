@@ -237,7 +237,7 @@ class System(ABC):
     def state_from_frame(self, frame: torch.Tensor, conditions: Conditions) -> Any:
         """The state whose observation is `frame` (B, C, X, Y), to restart the solver from a
         stored or reconstructed frame (predictability diagnosis). Systems whose stored
-        fields determine their state implement it; each says where it is approximate."""
+        fields determine their state implement it; each says which channels it reads."""
         raise NotImplementedError(f"{self.name} cannot restart from a stored frame")
 
     # -- shared machinery ----------------------------------------------------------------

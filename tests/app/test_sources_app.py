@@ -17,7 +17,6 @@ from app.sources import BUILTIN, NO_EMULATOR, SourceCatalog, SourceState
 from engine.data.well_reader import open_well
 from engine.rollout import RolloutConfig, rollout, truth_dataset
 from engine.sources import AllowedRoots, SolverSource, open_source, register_emulator
-from engine.sources import emulators as registry
 from tests.sources.files import rollout_of_dummy, the_wells_dummy
 
 
@@ -29,12 +28,7 @@ def data(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture(autouse=True)
-def clean_registry():
-    saved = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
+pytestmark = pytest.mark.usefixtures("isolated_emulator_registry")
 
 
 def show(explorer: ExplorerApp, source: str | None = None) -> None:

@@ -22,12 +22,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "tiny_emul
 CONTEXT = np.random.default_rng(0).random((2, 3, 8, 6), dtype=np.float32)  # (c, C, X, Y)
 
 
-@pytest.fixture(autouse=True)
-def clean_registry():
-    saved = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
+pytestmark = pytest.mark.usefixtures("isolated_emulator_registry")
 
 
 def persistence(context: torch.Tensor, conditions: dict, members: int) -> torch.Tensor:
