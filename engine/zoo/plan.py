@@ -29,7 +29,17 @@ AUTOENCODER_SETTINGS: dict[str, dict[str, Any]] = {
 # levers (preset, loss floor, bf16, EMA: TRAINING_KNOBS). None in the shipped zoo yet:
 # docs/zoo.md ("Training levers") holds the measured candidates and the settings planned
 # next; a rung listed here is "stale" until it and its emulators are retrained.
-AUTOENCODER_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {}
+AUTOENCODER_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
+    ("euler_quadrants", rate): {
+        "preset": "wide8",
+        "steps": 4000,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "loss_eps": 1.0,
+        "bf16": True,
+    }
+    for rate in (80, 320)
+}
 # Options a plan entry may set beyond preset/steps/batch/lr: (train-* flag, where the card
 # records it, the value a card without it was trained with).
 TRAINING_KNOBS: dict[str, tuple[str, tuple[str, str], Any]] = {
