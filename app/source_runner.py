@@ -21,10 +21,11 @@ import torch
 import xarray
 
 from app.compute import COMPUTE, ComputeQueue
-from app.runner import Dispatch, apply_now, block_scores
+from app.runner import Dispatch, apply_now
 from app.sources import NO_EMULATOR, SourceState
 from app.state import RunRequest, SeriesSpec
 from app.store import BlockUpdate, RunStore
+from app.work import block_scores
 from engine.errors import LatentsimError
 from engine.rollout import RolloutBlock, TruthFrame
 from engine.sources import (

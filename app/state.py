@@ -11,8 +11,8 @@ executes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any
 
@@ -129,6 +129,19 @@ class RunRequest:
     @property
     def main(self) -> SeriesSpec:
         return self.series[0]
+
+    def key(self) -> Hashable:
+        """Every field, hashable (dicts as sorted items): two requests with equal keys
+        compute the same numbers, so sessions can share one run (app/shared_runs.py)."""
+        return tuple((f.name, _hashable(getattr(self, f.name))) for f in fields(self))
+
+
+def _hashable(value: Any) -> Hashable:
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 class ExplorerState(param.Parameterized):

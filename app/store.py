@@ -131,18 +131,21 @@ class RunStore(param.Parameterized):
         self.param.update(progress=0.0, speed="", eta="", running=True)
         self.revision += 1
 
-    def set_truth(self, truth: TruthStream) -> None:
+    def set_truth(self, truth: TruthStream, frames: int | None = None) -> None:
         self.truth, self._clim_frames = truth, 0
-        self.truth_updated()
+        self.truth_updated(frames)
 
-    def truth_updated(self) -> None:
-        """Truth frames were added: widen the colour limits to cover the new ones."""
+    def truth_updated(self, frames: int | None = None) -> None:
+        """Truth frames were added: widen the colour limits to cover the new ones (the
+        first `frames` only, if given: the solver may have gone on since, and the limits
+        must not depend on when an update is applied)."""
         if self.truth is None or self.spec is None:
             return
-        new = self.truth.frames[self._clim_frames :]
+        frames = len(self.truth.frames) if frames is None else frames
+        new = self.truth.frames[self._clim_frames : frames]
         if not new:
             return
-        self._clim_frames = len(self.truth.frames)
+        self._clim_frames = frames
         frames = np.stack([f.frame.numpy() for f in new])
         lo, hi = np.nanpercentile(frames, CLIM_PERCENTILES, axis=(0, 2, 3))
         for i, name in enumerate(self.spec.channel_names):

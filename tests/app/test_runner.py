@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-import app.runner
+import app.work
 from app.compute import COMPUTE
 from app.models import load_pipeline
 from app.runner import Runner
+from app.shared_runs import SharedRuns
 from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
 from engine.errors import SolverDivergedError
@@ -33,6 +34,11 @@ def request_for(tiny_zoo):
     return make
 
 
+def make_runner(store: RunStore, zoo, **options) -> Runner:
+    """A runner sharing nothing with other tests' runs (no finished run to replay)."""
+    return Runner(store, zoo=lambda: zoo, runs=SharedRuns(), **options)
+
+
 def run(runner: Runner, request) -> None:
     asyncio.run(runner.run(request))
 
@@ -46,7 +52,7 @@ def test_a_job_streams_blocks_and_scores_them_like_the_engine(tiny_zoo, request_
     store = RunStore()
     seen = []
     store.param.watch(lambda _: seen.append(store.main.ready if store.main else None), "revision")
-    runner = Runner(store, zoo=lambda: tiny_zoo)
+    runner = make_runner(store, tiny_zoo)
     run(runner, request_for())
 
     main, reference = store.series["main"], store.series["reference"]
@@ -79,7 +85,7 @@ def test_a_job_streams_blocks_and_scores_them_like_the_engine(tiny_zoo, request_
 
 def test_cancel_stops_after_the_block_in_progress(tiny_zoo, request_for):
     store = RunStore()
-    runner = Runner(store, zoo=lambda: tiny_zoo)
+    runner = make_runner(store, tiny_zoo)
 
     def cancel_after_first_block(_):
         if store.main is not None and store.main.ready >= 2:
@@ -98,7 +104,7 @@ def test_cancel_stops_after_the_block_in_progress(tiny_zoo, request_for):
 
 def test_a_new_run_replaces_the_running_one(tiny_zoo, request_for):
     store = RunStore()
-    runner = Runner(store, zoo=lambda: tiny_zoo)
+    runner = make_runner(store, tiny_zoo)
     first, second = request_for(seed=1), request_for(seed=2, reference=False)
 
     async def scenario():
@@ -149,7 +155,7 @@ def test_a_diverging_rollout_is_reported_and_its_valid_frames_kept(tiny_zoo, req
     store = RunStore()
     notices = []
     store.param.watch(lambda e: notices.append(e.new), "notice")
-    run(Runner(store, zoo=lambda: tiny_zoo, loader=loader), request)
+    run(make_runner(store, tiny_zoo, loader=loader), request)
     main = store.series["main"]
     assert main.ready == 2 and main.status == "diverged at lead 3"
     assert notices and notices[0][0] == "warning" and "diverged" in notices[0][1]
@@ -164,7 +170,7 @@ def test_an_unknown_model_fails_the_job_with_a_notification(tiny_zoo, request_fo
         request, series=(dataclasses.replace(request.main, emulator="no-such-model"),)
     )
     store = RunStore()
-    run(Runner(store, zoo=lambda: tiny_zoo), broken)
+    run(make_runner(store, tiny_zoo), broken)
     assert store.notice[0] == "error" and "no-such-model" in store.notice[1]
     assert store.status.startswith("failed") and not store.running
 
@@ -173,16 +179,16 @@ def test_a_failing_solver_fails_the_job_with_a_notification(tiny_zoo, request_fo
     def diverging_solver(*_, **__):
         raise SolverDivergedError("rayleigh_benard", 0, {"Rayleigh": 1e7}, 3.5, "NaN in b")
 
-    monkeypatch.setattr(app.runner, "stream_truth", diverging_solver)
+    monkeypatch.setattr(app.work, "stream_truth", diverging_solver)
     store = RunStore()
-    run(Runner(store, zoo=lambda: tiny_zoo), request_for())
+    run(make_runner(store, tiny_zoo), request_for())
     assert store.notice[0] == "error" and "solver diverged" in store.notice[1]
     assert store.status.startswith("failed") and not store.running
 
 
 def test_session_close_cancels_and_drops_results(tiny_zoo, request_for):
     store = RunStore()
-    runner = Runner(store, zoo=lambda: tiny_zoo)
+    runner = make_runner(store, tiny_zoo)
 
     async def scenario():
         task = runner.start(request_for())

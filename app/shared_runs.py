@@ -1,0 +1,188 @@
+"""One computation for identical runs: sessions that ask for the same thing share it.
+
+A classroom opens the page at once, and every session starts the same default rollout
+(same seed, models, sampler, members, conditions). Computing it once per session would
+queue N identical jobs on the single compute worker (app/compute.py). Here a run is a
+task on the event loop that appends its results (events) to a log as they are computed;
+the first session's `join` starts it, and each later session with the same key gets the
+log so far at once (`catch_up`) and then follows the new events. Each subscriber applies
+them to its own store through its own dispatch, so sharing changes nothing about who
+touches a session's document, or when.
+
+Leaving (Cancel, a new Run, the browser closing) only unsubscribes; when the last
+subscriber leaves, the task is cancelled: the unit of work in progress on the worker
+finishes, nothing after it runs. An exception ends the log and is raised to every
+subscriber after the events before it, as it would be to a session alone. A run that
+finished normally stays in a small LRU (`keep` runs, by count), so a session arriving
+later (or pressing Run again) replays it at once; failed or abandoned runs are dropped.
+
+A run's events hold the frames that every subscriber's store refers to anyway, so N
+sessions of one run hold its results once; the LRU adds at most `keep` runs' results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Literal
+
+from engine.errors import check_integer
+
+KEEP_VARIABLE = "LATENTSIM_APP_KEEP_RUNS"
+DEFAULT_KEEP = 4
+
+Emit = Callable[[Any], None]
+Produce = Callable[[Emit], Awaitable[None]]
+Joined = Literal["started", "in progress", "finished"]
+
+
+class SharedRun:
+    """The events of one computation, its subscribers and how it ended."""
+
+    def __init__(self, key: Hashable):
+        self.key = key
+        self.events: list[Any] = []
+        self.subscribers = 0
+        self.finished = False
+        self.error: BaseException | None = None  # why it ended early, if it did
+        self.task: asyncio.Task | None = None
+        self._waiters: set[asyncio.Future] = set()
+
+    def emit(self, event: Any) -> None:
+        self.events.append(event)
+        self.wake()
+
+    def wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def wait(self, waiter: asyncio.Future) -> None:
+        self._waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            self._waiters.discard(waiter)
+
+
+class Subscription:
+    """One session's place in a run: the events it has not seen yet, in order."""
+
+    def __init__(self, runs: SharedRuns, run: SharedRun, joined: Joined):
+        self.run, self.joined = run, joined
+        self._runs = runs
+        self._seen = 0
+        self._left = False
+        self._waiter: asyncio.Future | None = None
+
+    @property
+    def sessions(self) -> int:
+        """How many sessions follow this run now (this one included)."""
+        return self.run.subscribers
+
+    def catch_up(self) -> list[Any]:
+        """Every event emitted so far and not yet seen."""
+        events = self.run.events[self._seen :]
+        self._seen += len(events)
+        return events
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Any:
+        """The next event, waiting for it; the run's error after its last event."""
+        run = self.run
+        while not self._left and self._seen == len(run.events):
+            if run.finished:
+                if run.error is not None:
+                    raise run.error
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            await run.wait(self._waiter)
+        if self._left:
+            raise StopAsyncIteration
+        self._seen += 1
+        return run.events[self._seen - 1]
+
+    def leave(self) -> None:
+        """Stop following (idempotent); a wait in progress ends at once."""
+        if self._left:
+            return
+        self._left = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._runs.leave(self.run)
+
+
+class SharedRuns:
+    """Runs in progress by key, plus the last `keep` finished ones (an LRU)."""
+
+    def __init__(self, keep: int = DEFAULT_KEEP):
+        self.keep = check_integer("keep", keep, 0)
+        self._running: dict[Hashable, SharedRun] = {}
+        self._finished: OrderedDict[Hashable, SharedRun] = OrderedDict()
+
+    @classmethod
+    def from_environment(cls) -> SharedRuns:
+        """`keep` from LATENTSIM_APP_KEEP_RUNS (default 4; 0 keeps no finished run)."""
+        text = os.environ.get(KEEP_VARIABLE, str(DEFAULT_KEEP))
+        try:
+            keep = int(text)
+        except ValueError:
+            keep = text
+        return cls(check_integer(KEEP_VARIABLE, keep, 0))
+
+    @property
+    def finished_keys(self) -> list[Hashable]:
+        """Keys of the finished runs kept, least recently used first."""
+        return list(self._finished)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def join(self, key: Hashable, produce: Produce) -> Subscription:
+        """Follow the run of `key`: a finished one, one in progress, or a new one whose
+        events `produce(emit)` computes (called on the running event loop)."""
+        run = self._finished.get(key)
+        if run is not None:
+            self._finished.move_to_end(key)
+            joined: Joined = "finished"
+        elif key in self._running:
+            run, joined = self._running[key], "in progress"
+        else:
+            run, joined = SharedRun(key), "started"
+            self._running[key] = run
+            run.task = asyncio.get_running_loop().create_task(produce(run.emit))
+            run.task.add_done_callback(lambda task: self._ended(run, task))
+        run.subscribers += 1
+        return Subscription(self, run, joined)
+
+    def leave(self, run: SharedRun) -> None:
+        run.subscribers -= 1
+        if run.subscribers == 0 and not run.finished:
+            self._forget(run)
+            run.task.cancel()
+
+    def _ended(self, run: SharedRun, task: asyncio.Task) -> None:
+        run.finished = True
+        if task.cancelled():
+            run.error = asyncio.CancelledError()
+        else:
+            run.error = task.exception()
+        self._forget(run)
+        if run.error is None and self.keep:
+            self._finished[run.key] = run
+            while len(self._finished) > self.keep:
+                self._finished.popitem(last=False)
+        run.wake()
+
+    def _forget(self, run: SharedRun) -> None:
+        if self._running.get(run.key) is run:
+            del self._running[run.key]
+
+
+SHARED_RUNS = SharedRuns.from_environment()
