@@ -1,0 +1,422 @@
+"""Identical runs shared between sessions, headless: a session that joins (at the start,
+midway, after the end) ends with the same store as alone; leaving, failures, what is
+not shared, and the bound on finished runs kept."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+import app.work
+from app.compute import ComputeQueue
+from app.models import load_pipeline
+from app.runner import Runner
+from app.shared_runs import KEEP_VARIABLE, SharedRuns
+from app.state import ExplorerState, ZooMenus
+from app.store import RunStore
+from engine.errors import ParameterError, SolverDivergedError
+from engine.pipeline import Pipeline
+
+HORIZON = 6  # 3 blocks of 2 frames per series
+
+
+class CountingQueue(ComputeQueue):
+    """The compute worker, counting the units of work submitted by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.units: Counter[str] = Counter()
+
+    def submit(self, function, *args):
+        self.units[getattr(function, "__name__", "close")] += 1
+        return super().submit(function, *args)
+
+    def drain(self) -> None:
+        """Let stream closes queued after a job run."""
+        super().submit(lambda: None).result(timeout=30)
+
+
+@pytest.fixture
+def request_for(tiny_zoo):
+    def make(**changes):
+        state = ExplorerState(ZooMenus(tiny_zoo))
+        settings = {"members": 3, "steps": 2, "sampler": "euler", "horizon": HORIZON}
+        state.param.update(**{**settings, **changes})
+        return state.request()[0]
+
+    return make
+
+
+@pytest.fixture
+def compute():
+    return CountingQueue()
+
+
+@pytest.fixture
+def sessions(tiny_zoo, compute):
+    """Runners of separate sessions on one server: one compute queue, one SharedRuns."""
+    runs = SharedRuns(keep=2)
+
+    def make(n: int, **options) -> list[Runner]:
+        return [
+            Runner(RunStore(), zoo=lambda: tiny_zoo, compute=compute, runs=runs, **options)
+            for _ in range(n)
+        ]
+
+    make.runs = runs
+    return make
+
+
+def alone(tiny_zoo, request, **options) -> RunStore:
+    """The store of a session that ran `request` by itself (nothing shared)."""
+    store = RunStore()
+    runner = Runner(store, zoo=lambda: tiny_zoo, runs=SharedRuns(keep=0), **options)
+    asyncio.run(runner.run(request))
+    return store
+
+
+def snapshot(store: RunStore) -> dict:
+    """What a session shows: every series' frames, scores, floor, reconstructions,
+    latents, rank histogram and status, the truth, the colour limits and the progress."""
+    out = {
+        "status": store.status,
+        "progress": store.progress,
+        "running": store.running,
+        "truth": [f.frame.numpy() for f in store.truth.frames] if store.truth else None,
+        "clims": {name: store.clim(name) for name in store.spec.channel_names},
+    }
+    for key, series in store.series.items():
+        out[key] = {
+            "status": series.status,
+            "ready": series.ready,
+            "members": series.members,
+            "leads": [b.lead.tolist() for b in series.blocks],
+            "frames": [b.frames.numpy() for b in series.blocks],
+            "scores": series.scores,
+            "floor": series.floor,
+            "recon": series.recon,
+            "latents": series.truth_latents,
+            "rank": (series.rank_sum, series.rank_leads),
+            "download": without_timing(series.dataset()),
+        }
+    return out
+
+
+def without_timing(dataset):
+    """The download, less its compute time (which differs between two computations)."""
+    dataset.attrs.pop("elapsed_s")
+    return dataset
+
+
+def assert_same(actual, expected, where="store") -> None:
+    if isinstance(expected, dict):
+        assert set(actual) == set(expected), where
+        for key in expected:
+            assert_same(actual[key], expected[key], f"{where}[{key!r}]")
+    elif isinstance(expected, list | tuple):
+        assert len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            assert_same(a, e, f"{where}[{i}]")
+    elif isinstance(expected, np.ndarray):
+        np.testing.assert_array_equal(actual, expected, err_msg=where)
+    elif hasattr(expected, "identical"):  # an xarray Dataset
+        assert actual.identical(expected), where
+    else:
+        assert actual == expected, where
+
+
+async def until(condition, timeout_s: float = 30.0) -> None:
+    for _ in range(int(timeout_s / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never met")
+
+
+@pytest.mark.parametrize("join", ["at the start", "midway", "after the end"])
+def test_a_session_that_joins_ends_with_the_same_store_as_alone(
+    tiny_zoo, request_for, sessions, compute, join
+):
+    request = request_for()
+    first, second = sessions(2)
+    seen = []  # the second session's main series, at each of its updates
+    second.store.param.watch(
+        lambda _: seen.append(second.store.main.ready if second.store.main else None), "revision"
+    )
+
+    async def scenario():
+        task = first.start(request)
+        if join == "midway":
+            await until(lambda: first.store.main is not None and first.store.main.ready == 2)
+        elif join == "after the end":
+            await task
+        await asyncio.gather(task, second.start(request))
+
+    asyncio.run(scenario())
+    expected = snapshot(alone(tiny_zoo, request))
+    assert_same(snapshot(first.store), expected)
+    assert_same(snapshot(second.store), expected)
+    assert compute.units["_prepare"] == 1 and compute.units["_open"] == 2  # computed once
+    assert second.job.subscription.joined == (
+        "finished" if join == "after the end" else "in progress"
+    )
+    if join == "midway":  # what was computed before it joined came in one update
+        assert next(n for n in seen if n) >= 2
+    assert sessions.runs.finished_keys == [first.key(request, tiny_zoo)]
+
+
+def test_joining_a_run_in_progress_says_so_while_it_streams(tiny_zoo, request_for, sessions):
+    request = request_for()
+    first, second = sessions(2)
+    statuses = []
+    second.store.param.watch(lambda e: statuses.append(e.new), "status")
+
+    async def scenario():
+        task = first.start(request)
+        await asyncio.sleep(0)
+        await asyncio.gather(task, second.start(request))
+
+    asyncio.run(scenario())
+    assert statuses[0] == "joined the same run, already in progress for 1 other session…"
+    assert any(s.endswith(" · shared by 2 sessions") for s in statuses), statuses
+    assert statuses[-1] == first.store.status == f"done: {HORIZON} frames of {request.main.label}"
+
+
+def test_cancelling_one_session_leaves_the_others_run_complete(
+    tiny_zoo, request_for, sessions, compute
+):
+    request = request_for()
+    leaving, staying = sessions(2)
+
+    def cancel_after_first_block(_):
+        if leaving.store.main is not None and leaving.store.main.ready >= 2:
+            leaving.cancel()
+
+    leaving.store.param.watch(cancel_after_first_block, "revision")
+
+    async def scenario():
+        await asyncio.gather(leaving.start(request), staying.start(request))
+
+    asyncio.run(scenario())
+    assert leaving.store.status == "cancelled after 2 frames"
+    assert leaving.store.series["main"].status == "cancelled"
+    assert_same(snapshot(staying.store), snapshot(alone(tiny_zoo, request)))
+    assert compute.units["_open"] == 2 and compute.units["_advance"] == 6  # all of it, once
+
+
+def test_the_last_session_leaving_stops_the_computation(tiny_zoo, request_for, sessions, compute):
+    request = request_for()
+    runners = sessions(2)
+
+    def leave_after_first_block(runner):
+        def watcher(_):
+            if runner.store.main is not None and runner.store.main.ready >= 2:
+                runner.close()
+
+        return watcher
+
+    for runner in runners:
+        runner.store.param.watch(leave_after_first_block(runner), "revision")
+
+    async def scenario():
+        tasks = [runner.start(request) for runner in runners]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0.1)  # the computation's task ends once it is cancelled
+
+    asyncio.run(scenario())
+    compute.drain()
+    # Prepared, the main series' first block, at most the block in progress: no more.
+    assert compute.units["_prepare"] == 1 and compute.units["_open"] == 1
+    assert compute.units["_advance"] <= 1
+    assert sessions.runs.running == 0 and sessions.runs.finished_keys == []  # not kept
+    stream = runners[0].job.subscription.run.events[1].stream
+    with pytest.raises(StopIteration):  # the rollout was closed on the worker
+        next(stream)
+
+
+@pytest.mark.parametrize(
+    "changes", [{"seed": 1}, {"members": 2}, {"horizon": 4}, {"sampler": "heun"}, {"steps": 3}]
+)
+def test_requests_that_differ_are_not_shared(request_for, sessions, compute, changes):
+    base, other = request_for(), request_for(**changes)
+    assert base.key() != other.key()
+    runners = sessions(2)
+
+    async def scenario():
+        await asyncio.gather(runners[0].start(base), runners[1].start(other))
+
+    asyncio.run(scenario())
+    assert compute.units["_prepare"] == 2
+    assert [r.job.subscription.joined for r in runners] == ["started", "started"]
+
+
+def test_different_conditions_or_loaders_are_not_shared(tiny_zoo, request_for, sessions):
+    base = request_for()
+    state = ExplorerState(ZooMenus(tiny_zoo))
+    assert state.set_condition("Rayleigh", base.conditions["Rayleigh"] * 2) is None
+    hotter = request_for(conditions=state.conditions)
+    assert base.key() != hotter.key()
+    same = request_for(conditions=dict(reversed(base.conditions.items())))
+    assert base.key() == same.key()  # the order of the conditions does not matter
+    plain = sessions(1)[0]
+    other = sessions(1, loader=lambda zoo, name: load_pipeline(zoo, name))[0]
+    assert plain.key(base, tiny_zoo) != other.key(base, tiny_zoo)
+
+
+def test_a_failure_reaches_every_session(tiny_zoo, request_for, sessions, monkeypatch):
+    def diverging_solver(*_, **__):
+        raise SolverDivergedError("rayleigh_benard", 0, {"Rayleigh": 1e7}, 3.5, "NaN in b")
+
+    monkeypatch.setattr(app.work, "stream_truth", diverging_solver)
+    request = request_for()
+    runners = sessions(2)
+
+    async def scenario():
+        await asyncio.gather(*(runner.start(request) for runner in runners))
+
+    asyncio.run(scenario())
+    expected = alone(tiny_zoo, request)
+    assert expected.status.startswith("failed") and "solver diverged" in expected.status
+    for runner in runners:
+        assert runner.store.status == expected.status and not runner.store.running
+        assert runner.store.notice == expected.notice
+    assert sessions.runs.finished_keys == []  # a failed run is computed again next time
+
+
+class NaNAfter(torch.nn.Module):
+    """Delegates to a real emulator, but returns NaN from generate call `call` on."""
+
+    def __init__(self, inner: torch.nn.Module, call: int):
+        super().__init__()
+        self.inner, self.call, self.calls = inner, call, 0
+        self.kind, self.space, self.window = inner.kind, inner.space, inner.window
+
+    def generate(self, context, label, *, sampler=None, generator=None):
+        self.calls += 1
+        out = self.inner.generate(context, label, sampler=sampler, generator=generator)
+        return out * math.nan if self.calls >= self.call else out
+
+    def nfe(self, sampler=None):
+        return self.inner.nfe(sampler)
+
+
+def test_a_diverging_rollout_is_reported_to_every_session(tiny_zoo, request_for, sessions):
+    request = request_for()
+    real = load_pipeline(tiny_zoo, request.main.emulator)
+
+    def loader(zoo, name):
+        if name != request.main.emulator:
+            return load_pipeline(zoo, name)
+        return Pipeline(
+            real.spec,
+            real.preprocessing,
+            NaNAfter(real.emulator, call=2),
+            real.autoencoder,
+            "cpu",
+            label_spec=real.label_spec,
+            frame_stride=real.frame_stride,
+            cards=real.cards,
+        )
+
+    runners = sessions(2, loader=loader)
+
+    async def scenario():
+        await asyncio.gather(*(runner.start(request) for runner in runners))
+
+    asyncio.run(scenario())
+    for runner in runners:
+        main = runner.store.series["main"]
+        assert main.ready == 2 and main.status == "diverged at lead 3"
+        assert runner.store.series["reference"].ready == HORIZON
+        assert runner.store.status.startswith("done")
+    notices = [runner.store.notice for runner in runners]
+    assert notices[0] == notices[1] and "2 valid frames" in notices[0][1]
+
+
+# -- SharedRuns alone, with fake computations ------------------------------------------------
+def fake(calls: Counter, events: int = 2):
+    """A computation of `events` events, counting how often it is started."""
+
+    def produce(key):
+        async def compute(emit):
+            calls[key] += 1
+            for i in range(events):
+                await asyncio.sleep(0)
+                emit((key, i))
+
+        return compute
+
+    return produce
+
+
+async def follow(runs: SharedRuns, key, produce) -> list:
+    subscription = runs.join(key, produce(key))
+    events = subscription.catch_up()
+    events += [event async for event in subscription]
+    subscription.leave()
+    return events
+
+
+def test_finished_runs_are_kept_up_to_the_bound_least_recently_used_first():
+    runs, calls = SharedRuns(keep=2), Counter()
+    produce = fake(calls)
+
+    async def scenario():
+        for key in ("a", "b", "c"):
+            assert await follow(runs, key, produce) == [(key, 0), (key, 1)]
+        assert runs.finished_keys == ["b", "c"]
+        assert await follow(runs, "b", produce) == [("b", 0), ("b", 1)]  # replayed
+        assert runs.finished_keys == ["c", "b"]
+        await follow(runs, "a", produce)  # computed again: it was dropped
+        assert runs.finished_keys == ["b", "a"]
+
+    asyncio.run(scenario())
+    assert calls == {"a": 2, "b": 1, "c": 1}
+
+
+def test_keeping_no_finished_run_still_shares_the_runs_in_progress():
+    runs, calls = SharedRuns(keep=0), Counter()
+    produce = fake(calls, events=5)
+
+    async def scenario():
+        together = await asyncio.gather(*(follow(runs, "a", produce) for _ in range(3)))
+        assert together == [[("a", i) for i in range(5)]] * 3
+        await follow(runs, "a", produce)
+
+    asyncio.run(scenario())
+    assert calls["a"] == 2 and runs.finished_keys == []
+
+
+def test_leaving_while_waiting_returns_at_once():
+    runs = SharedRuns()
+
+    async def forever(emit):
+        emit("first")
+        await asyncio.sleep(3600)
+
+    async def scenario():
+        subscription = runs.join("slow", forever)
+        assert await anext(subscription) == "first"
+        waiting = asyncio.ensure_future(anext(subscription))
+        await asyncio.sleep(0.01)
+        subscription.leave()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, 1)
+        await asyncio.sleep(0.01)
+        assert subscription.run.task.cancelled() and runs.running == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_bound_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(KEEP_VARIABLE, "7")
+    assert SharedRuns.from_environment().keep == 7
+    for bad in ("-1", "many"):
+        monkeypatch.setenv(KEEP_VARIABLE, bad)
+        with pytest.raises(ParameterError, match=KEEP_VARIABLE):
+            SharedRuns.from_environment()
