@@ -26,7 +26,7 @@ from typing import Any
 
 from app.compute import COMPUTE, ComputeQueue
 from app.models import current_zoo, load_pipeline
-from app.shared_runs import SHARED_RUNS, SharedRuns, Subscription
+from app.shared_runs import SharedRuns, Subscription
 from app.state import RunRequest, SeriesSpec
 from app.store import RunStore
 from app.work import (
@@ -38,6 +38,7 @@ from app.work import (
     Opened,
     Prepared,
     compute_request,
+    results_bytes,
 )
 from engine.diffusion.samplers import get_sampler
 from engine.errors import LatentsimError
@@ -45,6 +46,9 @@ from engine.rollout import RolloutDivergedError
 from engine.zoo import Zoo
 
 log = logging.getLogger(__name__)
+
+# The server's runs, shared by all its sessions (bounds: docs/app.md, app/shared_runs.py).
+SHARED_RUNS = SharedRuns.from_environment(measure=results_bytes)
 
 Dispatch = Callable[[Callable[[], None]], Awaitable[None]]
 

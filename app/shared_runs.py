@@ -17,7 +17,9 @@ finished normally stays in a small LRU (`keep` runs, by count), so a session arr
 later (or pressing Run again) replays it at once; failed or abandoned runs are dropped.
 
 A run's events hold the frames that every subscriber's store refers to anyway, so N
-sessions of one run hold its results once; the LRU adds at most `keep` runs' results.
+sessions of one run hold its results once. The LRU keeps at most `keep` finished runs
+and at most `keep_mb` megabytes of their results (as `measure` counts them); a run
+larger than that is not kept at all.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from typing import Any, Literal
 from engine.errors import check_integer
 
 KEEP_VARIABLE = "LATENTSIM_APP_KEEP_RUNS"
+KEEP_MB_VARIABLE = "LATENTSIM_APP_KEEP_MB"
 DEFAULT_KEEP = 4
+DEFAULT_KEEP_MB = 256
 
 Emit = Callable[[Any], None]
 Produce = Callable[[Emit], Awaitable[None]]
@@ -47,6 +51,7 @@ class SharedRun:
         self.subscribers = 0
         self.finished = False
         self.error: BaseException | None = None  # why it ended early, if it did
+        self.nbytes = 0  # of its results, measured when it finished
         self.task: asyncio.Task | None = None
         self._waiters: set[asyncio.Future] = set()
 
@@ -118,22 +123,37 @@ class Subscription:
 
 
 class SharedRuns:
-    """Runs in progress by key, plus the last `keep` finished ones (an LRU)."""
+    """Runs in progress by key, plus the last finished ones (an LRU bounded by count and
+    by the bytes of their results, as `measure(events)` counts them)."""
 
-    def __init__(self, keep: int = DEFAULT_KEEP):
+    def __init__(
+        self,
+        keep: int = DEFAULT_KEEP,
+        keep_mb: int = DEFAULT_KEEP_MB,
+        measure: Callable[[list[Any]], int] = lambda events: 0,
+    ):
         self.keep = check_integer("keep", keep, 0)
+        self.keep_bytes = check_integer("keep_mb", keep_mb, 0) * 2**20
+        self._measure = measure
         self._running: dict[Hashable, SharedRun] = {}
         self._finished: OrderedDict[Hashable, SharedRun] = OrderedDict()
 
     @classmethod
-    def from_environment(cls) -> SharedRuns:
-        """`keep` from LATENTSIM_APP_KEEP_RUNS (default 4; 0 keeps no finished run)."""
-        text = os.environ.get(KEEP_VARIABLE, str(DEFAULT_KEEP))
-        try:
-            keep = int(text)
-        except ValueError:
-            keep = text
-        return cls(check_integer(KEEP_VARIABLE, keep, 0))
+    def from_environment(cls, measure: Callable[[list[Any]], int]) -> SharedRuns:
+        """The bounds from LATENTSIM_APP_KEEP_RUNS (default 4; 0 keeps no finished run)
+        and LATENTSIM_APP_KEEP_MB (default 256)."""
+        bounds = []
+        for variable, default in (
+            (KEEP_VARIABLE, DEFAULT_KEEP),
+            (KEEP_MB_VARIABLE, DEFAULT_KEEP_MB),
+        ):
+            text = os.environ.get(variable, str(default))
+            try:
+                value: object = int(text)
+            except ValueError:
+                value = text
+            bounds.append(check_integer(variable, value, 0))
+        return cls(*bounds, measure=measure)
 
     @property
     def finished_keys(self) -> list[Hashable]:
@@ -143,6 +163,10 @@ class SharedRuns:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    @property
+    def kept_bytes(self) -> int:
+        return sum(run.nbytes for run in self._finished.values())
 
     def join(self, key: Hashable, produce: Produce) -> Subscription:
         """Follow the run of `key`: a finished one, one in progress, or a new one whose
@@ -174,15 +198,18 @@ class SharedRuns:
         else:
             run.error = task.exception()
         self._forget(run)
-        if run.error is None and self.keep:
-            self._finished[run.key] = run
-            while len(self._finished) > self.keep:
-                self._finished.popitem(last=False)
+        if run.error is None:
+            self._keep(run)
         run.wake()
+
+    def _keep(self, run: SharedRun) -> None:
+        run.nbytes = self._measure(run.events)
+        if not self.keep or run.nbytes > self.keep_bytes:
+            return
+        self._finished[run.key] = run
+        while len(self._finished) > self.keep or self.kept_bytes > self.keep_bytes:
+            self._finished.popitem(last=False)
 
     def _forget(self, run: SharedRun) -> None:
         if self._running.get(run.key) is run:
             del self._running[run.key]
-
-
-SHARED_RUNS = SharedRuns.from_environment()

@@ -89,6 +89,20 @@ class Completed:
 Event = Prepared | Opened | Computed | Diverged | Completed
 
 
+def results_bytes(events: list[Event]) -> int:
+    """Memory held by a computation's results: the truth frames, the rollouts' frames and
+    latents, the reconstructions (the scores are small); what keeping a run costs."""
+    total = 0
+    for event in events:
+        if isinstance(event, Prepared):
+            total += sum(frame.frame.nbytes for frame in event.truth.frames)
+        elif isinstance(event, Computed):
+            update, block = event.update, event.update.block
+            arrays = (block.frames, block.latents, update.recon, update.truth_latents)
+            total += sum(array.nbytes for array in arrays if array is not None)
+    return total
+
+
 async def compute_request(
     emit: Callable[[Event], None],
     request: RunRequest,

@@ -16,9 +16,10 @@ import app.work
 from app.compute import ComputeQueue
 from app.models import load_pipeline
 from app.runner import Runner
-from app.shared_runs import KEEP_VARIABLE, SharedRuns
+from app.shared_runs import KEEP_MB_VARIABLE, KEEP_VARIABLE, SharedRuns
 from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
+from app.work import results_bytes
 from engine.errors import ParameterError, SolverDivergedError
 from engine.pipeline import Pipeline
 
@@ -60,7 +61,7 @@ def compute():
 @pytest.fixture
 def sessions(tiny_zoo, compute):
     """Runners of separate sessions on one server: one compute queue, one SharedRuns."""
-    runs = SharedRuns(keep=2)
+    runs = SharedRuns(keep=2, measure=results_bytes)
 
     def make(n: int, **options) -> list[Runner]:
         return [
@@ -168,6 +169,8 @@ def test_a_session_that_joins_ends_with_the_same_store_as_alone(
     if join == "midway":  # what was computed before it joined came in one update
         assert next(n for n in seen if n) >= 2
     assert sessions.runs.finished_keys == [first.key(request, tiny_zoo)]
+    frames = sum(b.frames.nbytes for s in first.store.series.values() for b in s.blocks)
+    assert sessions.runs.kept_bytes > frames  # counted: frames, latents, truth, recon
 
 
 def test_joining_a_run_in_progress_says_so_while_it_streams(tiny_zoo, request_for, sessions):
@@ -379,6 +382,21 @@ def test_finished_runs_are_kept_up_to_the_bound_least_recently_used_first():
     assert calls == {"a": 2, "b": 1, "c": 1}
 
 
+def test_finished_runs_are_kept_up_to_a_size_too():
+    megabyte = 2**20
+    runs = SharedRuns(keep=10, keep_mb=5, measure=lambda events: len(events) * megabyte)
+    calls = Counter()
+
+    async def scenario():
+        for key in ("a", "b", "c"):  # 2 MB each
+            await follow(runs, key, fake(calls))
+        assert runs.finished_keys == ["b", "c"] and runs.kept_bytes == 4 * megabyte
+        await follow(runs, "big", fake(calls, events=6))  # larger than the bound: not kept
+        assert runs.finished_keys == ["b", "c"]
+
+    asyncio.run(scenario())
+
+
 def test_keeping_no_finished_run_still_shares_the_runs_in_progress():
     runs, calls = SharedRuns(keep=0), Counter()
     produce = fake(calls, events=5)
@@ -413,10 +431,14 @@ def test_leaving_while_waiting_returns_at_once():
     asyncio.run(scenario())
 
 
-def test_the_bound_comes_from_the_environment(monkeypatch):
+def test_the_bounds_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(KEEP_VARIABLE, "7")
-    assert SharedRuns.from_environment().keep == 7
-    for bad in ("-1", "many"):
-        monkeypatch.setenv(KEEP_VARIABLE, bad)
-        with pytest.raises(ParameterError, match=KEEP_VARIABLE):
-            SharedRuns.from_environment()
+    monkeypatch.setenv(KEEP_MB_VARIABLE, "64")
+    runs = SharedRuns.from_environment(measure=len)
+    assert (runs.keep, runs.keep_bytes) == (7, 64 * 2**20)
+    for variable in (KEEP_VARIABLE, KEEP_MB_VARIABLE):
+        for bad in ("-1", "many"):
+            monkeypatch.setenv(variable, bad)
+            with pytest.raises(ParameterError, match=variable):
+                SharedRuns.from_environment(measure=len)
+            monkeypatch.setenv(variable, "1")
