@@ -27,10 +27,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from app.shared_runs import KEEP_VARIABLE
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("LATENTSIM_CHROMIUM", "/usr/bin/chromium")
@@ -97,11 +99,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(assets: Path | None = None, log: Path | None = None) -> Iterator[str]:
+def serve_app(
+    assets: Path | None = None, log: Path | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """`panel serve app` in a subprocess; yields the app's URL once it answers.
 
     `assets` points the server at another zoo (LATENTSIM_ASSETS); the server's output goes
-    to `log` (and is quoted if it dies before answering)."""
+    to `log` (and is quoted if it dies before answering); `env`: more environment
+    variables for the server."""
     port = free_port()
     panel = Path(sys.executable).with_name("panel")
     command = [
@@ -114,7 +119,7 @@ def serve_app(assets: Path | None = None, log: Path | None = None) -> Iterator[s
         str(port),
         f"--allow-websocket-origin=127.0.0.1:{port}",
     ]
-    with serve_command(command, port, cwd=REPO, assets=assets, log=log) as url:
+    with serve_command(command, port, cwd=REPO, assets=assets, log=log, env=env) as url:
         yield url
 
 
@@ -126,10 +131,11 @@ def serve_command(
     cwd: Path,
     assets: Path | None = None,
     log: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Run a command that serves the app on `port`; yield its URL once it answers, and stop
     it afterwards (its output goes to `log`, quoted if it dies before answering)."""
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     if assets is not None:
         env["LATENTSIM_ASSETS"] = str(assets)
     log = log if log is not None else Path(os.devnull)
@@ -323,8 +329,11 @@ def bench(url: str, repeats: int, fifth_repeats: int, screenshot: Path | None) -
 
 
 def _fifth_page(browser: Any, url: str, repeats: int) -> dict[str, Any]:
-    """Four sessions stream rollouts; open (and close) a fifth page `repeats` times."""
-    busy = [open_app(browser, url)[0] for _ in range(4)]
+    """Four sessions stream rollouts; open (and close) a fifth page `repeats` times.
+
+    The four run on seeds of their own: identical requests would share one computation
+    (app/shared_runs.py), and this measures a page load beside four of them."""
+    busy = [open_app(browser, f"{url}?seed={seed}")[0] for seed in range(1, 5)]
     for page in busy:
         record(page)
     times, images, running = [], [], []
@@ -363,8 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     check_chromium()
     machine_before = _machine()
     started = time.time()
+    # No finished run is kept: every timed Run computes, as it did before runs were shared.
     with serve_app(
-        args.assets, log=Path(os.environ.get("TMPDIR", "/tmp")) / "app-bench.log"
+        args.assets,
+        log=Path(os.environ.get("TMPDIR", "/tmp")) / "app-bench.log",
+        env={KEEP_VARIABLE: "0"},
     ) as url:
         results = bench(url, args.repeats, args.fifth_repeats, args.screenshot)
     report = {

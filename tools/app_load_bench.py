@@ -1,0 +1,212 @@
+"""The explorer under load: many browser sessions opened at once, as in a classroom.
+
+`python -m tools.app_load_bench --sessions 1 4 8 16` serves the app (`panel serve app`,
+the shipped zoo unless --assets says otherwise) once per N, opens N pages of Debian's
+headless chromium at once, each starting the default rollout by itself, and reports per
+session: the seconds from navigation to the controls (the Run button), to the first
+predicted frame and to the end of the default rollout, its final status and whether it
+shared its run with other sessions; plus the server's memory (RSS) when idle (after one
+warm-up session came and went), with the N sessions open, and again after they closed.
+
+By default every session opens the same page, so their requests are identical and one
+computation serves them all (app/shared_runs.py): a classroom opening the page.
+`--distinct-seeds` gives each session a seed of its own in the URL, so nothing is
+shared: the worst case. The warm-up session (models loaded, caches filled) runs on a
+seed no session uses, so no finished run is there to replay.
+
+Prints JSON. It measures whatever else the machine does: the load is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.app_bench import RECORDER_JS, REPO, VIEWPORT, check_chromium, launch_chromium, serve_app
+
+WARM_UP_SEED = 2**31 - 1  # the largest seed the app takes; sessions use 1..N
+# Bokeh destroys a session some seconds after its websocket closed (it checks every 17 s).
+AFTER_CLOSE_S = 40.0
+
+# Installed in every page before it loads: notes when the Run button appears, and starts
+# tools.app_bench's status/caption recorder as soon as those elements exist.
+WATCH_JS = (
+    """
+(() => {
+  window.lsBench = {};
+  const record = """
+    + RECORDER_JS
+    + """;
+  const timer = setInterval(() => {
+    if (!window.lsRecording) {  // the recorder throws until its elements exist
+      try { record(); window.lsRecording = true; } catch (e) { window.lsLog = undefined; return; }
+    }
+    const run = window.lsFind('ls-run');
+    if (run && run.shadowRoot.querySelector('button')) {
+      window.lsBench.controls = performance.now();
+      clearInterval(timer);
+    }
+  }, 50);
+})();
+"""
+)
+# From the recorded changes (page clock, ms since navigation): controls, first predicted
+# frame, end of the first run, its final status, and whether it followed a shared run.
+RESULT_JS = """
+() => { let first = null, done = null, text = '', shared = false;
+  for (const [t, cls, value] of (window.lsLog || [])) {
+    const m = cls === 'ls-time-caption' && value.match(/predicted so far: (\\d+)/);
+    if (m && +m[1] >= 1 && first === null) first = t;
+    if (cls === 'ls-status' && /^joined |^this run was computed already| · shared by /.test(value))
+      shared = true;
+    if (cls === 'ls-status' && /^(done|failed|cancelled)/.test(value) && done === null) {
+      done = t; text = value; }
+  }
+  const ms = {controls_s: window.lsBench.controls || null, first_frame_s: first, rollout_s: done};
+  return {ms, done, status: text, shared}; }
+"""
+MEASURES = ("controls_s", "first_frame_s", "rollout_s")
+
+
+def session_urls(url: str, count: int, distinct_seeds: bool) -> list[str]:
+    """The page each session opens: the same default page, or one seed each (1..N)."""
+    if distinct_seeds:
+        return [f"{url}?seed={seed}" for seed in range(1, count + 1)]
+    return [url] * count
+
+
+def server_rss_mb() -> float:
+    """RSS of the `panel serve` process this bench started (a child of this process)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields["PPid"]) == os.getpid() and b"serve" in command and "VmRSS" in fields:
+            return round(int(fields["VmRSS"].split()[0]) / 1024, 1)
+    raise RuntimeError("no `panel serve` child process found")
+
+
+def summary(count: int, per_session: list[dict[str, Any]], memory: dict[str, float]) -> dict:
+    """One N's result: per session, the worst of each measure, whether all finished."""
+    return {
+        "sessions": count,
+        "per_session": per_session,
+        "worst": {
+            key: max((r[key] for r in per_session if r.get(key) is not None), default=None)
+            for key in MEASURES
+        },
+        "all_done": all(r.get("status", "").startswith("done") for r in per_session),
+        "shared": sum(bool(r.get("shared")) for r in per_session),
+        "memory_mb": memory,
+    }
+
+
+def _wait_done(page: Any, timeout_s: float) -> None:
+    page.wait_for_function(
+        f"() => ({RESULT_JS})().done !== null", timeout=timeout_s * 1000, polling=500
+    )
+
+
+def _result(page: Any, timeout_s: float) -> dict[str, Any]:
+    try:
+        _wait_done(page, timeout_s)
+    except Exception as err:  # a session that never finished is a result too
+        return {"error": f"{type(err).__name__}: {str(err)[:200]}"}
+    raw = page.evaluate(RESULT_JS)
+    return {
+        **{key: None if ms is None else round(ms / 1000, 2) for key, ms in raw["ms"].items()},
+        "status": raw["status"],
+        "shared": raw["shared"],
+    }
+
+
+def _sessions(url: str, count: int, distinct_seeds: bool, timeout_s: float) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            warm = browser.new_page(viewport=VIEWPORT)
+            warm.add_init_script(WATCH_JS)
+            warm.goto(f"{url}?seed={WARM_UP_SEED}")
+            _wait_done(warm, timeout_s)
+            warm.close()
+            time.sleep(5)
+            memory = {"idle": server_rss_mb()}
+            pages = []
+            for address in session_urls(url, count, distinct_seeds):
+                page = browser.new_page(viewport=VIEWPORT)
+                page.add_init_script(WATCH_JS)
+                page.goto(address, wait_until="commit")
+                pages.append(page)
+            deadline = time.monotonic() + timeout_s
+            results = [_result(page, max(deadline - time.monotonic(), 1.0)) for page in pages]
+            memory["with_sessions"] = server_rss_mb()
+            for page in pages:
+                page.close()
+            time.sleep(AFTER_CLOSE_S)
+            memory["after_close"] = server_rss_mb()
+        finally:
+            browser.close()
+    return summary(count, results, memory)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument(
+        "--distinct-seeds",
+        action="store_true",
+        help="one seed per session (nothing shared) instead of the same default page",
+    )
+    parser.add_argument("--assets", type=Path, help="zoo to serve (default: the shipped one)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per N")
+    parser.add_argument("--output", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    if min(args.sessions) < 1:
+        parser.error(f"--sessions: each N must be >= 1, got {args.sessions}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    check_chromium()
+    started = time.time()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    runs = []
+    for count in args.sessions:
+        log = Path(os.environ.get("TMPDIR", "/tmp")) / f"app-load-bench-{count}.log"
+        with serve_app(args.assets, log=log) as url:
+            runs.append(_sessions(url, count, args.distinct_seeds, args.timeout))
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    report = {
+        "command": "python -m tools.app_load_bench "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+        "wall_s": round(time.time() - started, 1),
+        "requests": "one seed per session" if args.distinct_seeds else "identical (default page)",
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "assets": str(args.assets or REPO / "assets"),
+        "results": runs,
+    }
+    text = json.dumps(report, indent=1, ensure_ascii=False)
+    print(text)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
