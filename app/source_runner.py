@@ -107,7 +107,8 @@ class FileRollout:
     def __init__(self, dataset: xarray.Dataset):
         self._dataset = dataset
 
-    def dataset(self) -> xarray.Dataset:
+    def dataset(self, blocks: int | None = None) -> xarray.Dataset:
+        """All of it, whatever `blocks` says: a file's series is set once it is complete."""
         return self._dataset
 
 

@@ -83,7 +83,11 @@ class Series:
         return None if found is None else int(found[0].frame_index[found[1]])
 
     def dataset(self) -> xarray.Dataset | None:
-        return self.stream.dataset() if self.stream is not None and self.blocks else None
+        """The download: the blocks this series shows (its stream may be shared with
+        sessions that went on after this one stopped following it)."""
+        if self.stream is None or not self.blocks:
+            return None
+        return self.stream.dataset(len(self.blocks))
 
 
 @dataclass(frozen=True)

@@ -167,14 +167,16 @@ class RolloutStream(Stream[RolloutBlock]):
             bad_member, lead_value, float(self.lead_time(lead_value)), where or ["latents"]
         )
 
-    def dataset(self) -> xarray.Dataset:
-        """The blocks so far as a Dataset with dims (member, time, x, y); see `rollout`."""
+    def dataset(self, blocks: int | None = None) -> xarray.Dataset:
+        """The blocks so far (the first `blocks` of them, if given: what a viewer that has
+        shown only those offers) as a Dataset with dims (member, time, x, y); see `rollout`."""
         spec, config = self.pipeline.spec, self.config
+        kept = self.blocks[:blocks]
         grid = spec.grid.shape
         empty = np.zeros((config.members, 0, len(spec.channel_names), *grid), np.float32)
-        frames = np.concatenate([empty, *(b.frames.numpy() for b in self.blocks)], axis=1)
-        lead = np.concatenate([np.zeros(0, np.int64), *(b.lead for b in self.blocks)])
-        last = self.blocks[-1] if self.blocks else None
+        frames = np.concatenate([empty, *(b.frames.numpy() for b in kept)], axis=1)
+        lead = np.concatenate([np.zeros(0, np.int64), *(b.lead for b in kept)])
+        last = kept[-1] if kept else None
         diffusion = self.pipeline.kind == "diffusion"
         attrs = {
             "title": f"{spec.title}: {self.pipeline.kind} emulator rollout",

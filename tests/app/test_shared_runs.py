@@ -208,6 +208,8 @@ def test_cancelling_one_session_leaves_the_others_run_complete(
     asyncio.run(scenario())
     assert leaving.store.status == "cancelled after 2 frames"
     assert leaving.store.series["main"].status == "cancelled"
+    download = leaving.store.series["main"].dataset()  # what it shows, not what went on
+    assert download.sizes["time"] == 2 and download.attrs["complete"] == 0
     assert_same(snapshot(staying.store), snapshot(alone(tiny_zoo, request)))
     assert compute.units["_open"] == 2 and compute.units["_advance"] == 6  # all of it, once
 

@@ -143,6 +143,9 @@ def test_stream_yields_incrementally_and_close_stops_the_work():
     assert emulator.calls == 2
     partial = stream.dataset()
     assert partial.sizes["time"] == 4 and partial.attrs["complete"] == 0
+    first_only = stream.dataset(1)  # what a viewer that showed one block offers
+    assert first_only.sizes["time"] == 2 and first_only["lead"].values.tolist() == [1, 2]
+    assert first_only.attrs["nfe"] == first.nfe
 
     emulator = Persistence(window=3)
     with stream_rollout(drift_pipeline(emulator), context_frames(1)) as stream:
