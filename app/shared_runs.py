@@ -34,7 +34,7 @@ from engine.errors import check_integer
 
 KEEP_VARIABLE = "LATENTSIM_APP_KEEP_RUNS"
 KEEP_MB_VARIABLE = "LATENTSIM_APP_KEEP_MB"
-DEFAULT_KEEP = 4
+DEFAULT_KEEP = 2
 DEFAULT_KEEP_MB = 256
 
 Emit = Callable[[Any], None]
@@ -140,7 +140,7 @@ class SharedRuns:
 
     @classmethod
     def from_environment(cls, measure: Callable[[list[Any]], int]) -> SharedRuns:
-        """The bounds from LATENTSIM_APP_KEEP_RUNS (default 4; 0 keeps no finished run)
+        """The bounds from LATENTSIM_APP_KEEP_RUNS (default 2; 0 keeps no finished run)
         and LATENTSIM_APP_KEEP_MB (default 256)."""
         bounds = []
         for variable, default in (

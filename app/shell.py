@@ -18,6 +18,7 @@ from bokeh.document import Document
 from panel.io.location import Location
 
 from app.lessons import Lesson, apply_lesson
+from app.memory import release_after_session
 from app.models import current_zoo
 from app.overview import systems_markdown, zoo_markdown
 from app.runner import Dispatch, Runner, apply_now
@@ -306,6 +307,7 @@ class ExplorerApp(pn.viewable.Viewer):
         location = pn.state.location
         self.apply_url(location)
         pn.state.on_session_destroyed(self.runner.close)
+        pn.state.on_session_destroyed(release_after_session)
         if self.state.available or self.sources is not None:
             pn.state.onload(lambda: self._loaded(location))
 
