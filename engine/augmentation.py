@@ -1,8 +1,10 @@
 """Data augmentation by the symmetries of a system: exact, so it adds data without bias.
 
 A transformation is only an augmentation if it maps the data distribution onto itself:
-rolls along periodic axes (translation invariance), and the mirrors / transpose a system
-declares in its spec (`SystemSpec.mirror_axes`, `transpose_symmetric`). Mirroring axis a
+rolls along periodic axes (translation invariance; by whole periods only where a fixed
+forcing varies along the axis, `SystemSpec.forcing_periods`: Kolmogorov's sin(k_f y)), and
+the mirrors / transpose a system declares in its spec (`SystemSpec.mirror_axes`,
+`transpose_symmetric`). Mirroring axis a
 negates the a-component of every vector field; transposing swaps the x and y components.
 
 Frames are (..., C, X, Y); every sample of a batch draws its own transformation from the
@@ -27,13 +29,15 @@ class Symmetries:
     """Which exact symmetries of a frame layout training may use.
 
     `vector_components[a]` lists the channel index of the a-component (a = 0: x, 1: y)
-    of each vector field, in the same field order for both axes.
+    of each vector field, in the same field order for both axes. Rolls along a periodic
+    axis a move by multiples of `roll_steps[a]` grid cells (1 unless a forcing fixes it).
     """
 
     periodic: tuple[bool, bool]
     mirror_axes: tuple[int, ...]
     transpose: bool
     vector_components: tuple[tuple[int, ...], tuple[int, ...]]
+    roll_steps: tuple[int, int] = (1, 1)
 
     @property
     def any(self) -> bool:
@@ -41,14 +45,29 @@ class Symmetries:
 
     def describe(self) -> str:
         """How the card records the augmentation."""
-        parts = [f"rolls along {'xy'[a]}" for a in (0, 1) if self.periodic[a]]
+        parts = [
+            f"rolls along {'xy'[a]}"
+            + (f" by multiples of {self.roll_steps[a]} cells" if self.roll_steps[a] > 1 else "")
+            for a in (0, 1)
+            if self.periodic[a]
+        ]
         parts += [f"mirror {'xy'[a]}" for a in self.mirror_axes]
         parts += ["transpose x<->y"] if self.transpose else []
         return ", ".join(parts) if parts else "none"
 
 
 def symmetries_of(spec: SystemSpec, periodic: tuple[bool, bool]) -> Symmetries:
-    """The symmetries of a system's frames with the given periodic axes."""
+    """The symmetries of a system's frames with the given periodic axes.
+
+    A forcing with n periods along an axis of N cells allows rolls by multiples of N / n
+    cells; if n does not divide N no roll along that axis is exact, so none is used.
+    """
+    steps, rolls = [1, 1], list(periodic)
+    for axis, periods in enumerate(spec.forcing_periods):
+        if periods and rolls[axis]:
+            size = spec.grid.shape[axis]
+            rolls[axis] = size % periods == 0
+            steps[axis] = size // periods
     names = spec.channel_names
     components = tuple(
         tuple(
@@ -57,11 +76,12 @@ def symmetries_of(spec: SystemSpec, periodic: tuple[bool, bool]) -> Symmetries:
         for axis in "xy"
     )
     return Symmetries(
-        tuple(periodic),
-        tuple(spec.mirror_axes),  # type: ignore[arg-type]
+        tuple(rolls),  # type: ignore[arg-type]
+        tuple(spec.mirror_axes),
         spec.transpose_symmetric,
-        components,
-    )  # type: ignore[arg-type]
+        components,  # type: ignore[arg-type]
+        tuple(steps),  # type: ignore[arg-type]
+    )
 
 
 def symmetry_augmentation(symmetries: Symmetries, key: str = "frames") -> Augment | None:
@@ -83,8 +103,8 @@ def apply_random_symmetries(
     count = len(frames)
     for axis, periodic in enumerate(symmetries.periodic):
         if periodic:
-            dim = SPATIAL_DIMS[axis]
-            shifts = torch.randint(frames.shape[dim], (count,), generator=generator)
+            dim, step = SPATIAL_DIMS[axis], symmetries.roll_steps[axis]
+            shifts = step * torch.randint(frames.shape[dim] // step, (count,), generator=generator)
             out = torch.stack(
                 [torch.roll(f, int(s), dims=dim) for f, s in zip(out, shifts, strict=True)]
             )

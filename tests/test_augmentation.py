@@ -14,6 +14,7 @@ from engine.augmentation import (
 )
 from engine.systems import get_system
 from engine.systems.euler_quadrants import EulerQuadrants, EulerState
+from engine.systems.kolmogorov import Kolmogorov
 
 
 @pytest.mark.parametrize("boundary", ["open", "periodic"])
@@ -83,3 +84,44 @@ def test_systems_without_declared_symmetries_only_roll_their_periodic_axes():
     rolled = apply_random_symmetries(frames, symmetries, torch.Generator().manual_seed(0))
     for before, after in zip(frames, rolled, strict=True):
         assert any(torch.equal(torch.roll(before, s, dims=-2), after) for s in range(8))
+
+
+def test_kolmogorov_rolls_along_its_forcing_only_by_whole_periods():
+    """sin(k_f y) forcing: a roll in y by one forcing period commutes with the solver, half
+    a period does not, so the augmentation draws only whole periods in y (any roll in x)."""
+    system = get_system("kolmogorov", grid=(32, 32))
+    conditions = [{"Reynolds": 250.0}, {"Reynolds": 400.0}]
+    frames = system.simulate(conditions, seeds=[1, 2], n_frames=1, dtype="float64")[:, 0]
+    validated = system.validate_conditions(conditions)
+    period = 32 // system.forcing_wavenumber
+    symmetries = symmetries_of(system.spec, (True, True))
+    assert symmetries.roll_steps == (1, period)
+    assert symmetries.describe() == f"rolls along x, rolls along y by multiples of {period} cells"
+
+    def step(frame: torch.Tensor) -> torch.Tensor:
+        state = system.state_from_frame(frame, validated)
+        return system.observe(
+            system.advance(state, validated, 0.0, 3 * system.spec.frame_dt), validated
+        )
+
+    reference = step(frames)
+    for shift, exact in ((period, True), (period // 2, False), (3, False)):
+        rolled = step(torch.roll(frames, shift, dims=-1))
+        error = (rolled - torch.roll(reference, shift, dims=-1)).abs().max()
+        assert (error < 1e-9) if exact else (error > 1e-2), (shift, float(error))
+    x_only = step(torch.roll(frames, 5, dims=-2))
+    torch.testing.assert_close(x_only, torch.roll(reference, 5, dims=-2), rtol=1e-9, atol=1e-9)
+
+    samples = frames.float().repeat(16, 1, 1, 1)
+    rolled = apply_random_symmetries(samples, symmetries, torch.Generator().manual_seed(0))
+    for before, after in zip(samples, rolled, strict=True):
+        assert any(
+            torch.equal(torch.roll(before, (sx, sy), dims=(-2, -1)), after)
+            for sx in range(32)
+            for sy in range(0, 32, period)
+        )
+
+
+def test_a_forcing_that_does_not_divide_the_grid_leaves_that_axis_unrolled():
+    spec = Kolmogorov(grid=(32, 32), forcing_wavenumber=3).spec  # 32 cells, 3 periods
+    assert symmetries_of(spec, (True, True)).describe() == "rolls along x"

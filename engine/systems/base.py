@@ -143,6 +143,9 @@ class SystemSpec:
     # boundaries and initial-condition distribution: the augmentations training may use.
     mirror_axes: tuple[int, ...] = ()
     transpose_symmetric: bool = False
+    # Periods of a fixed spatial forcing along each axis (0: none). On a periodic axis any
+    # roll is a symmetry only without one; with n periods only rolls by whole periods are.
+    forcing_periods: tuple[int, int] = (0, 0)
 
     @property
     def channel_names(self) -> tuple[str, ...]:

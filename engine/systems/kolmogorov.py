@@ -339,6 +339,7 @@ class Kolmogorov(System):
             grid=self.grid,
             frame_dt=0.2,
             n_frames=101,
+            forcing_periods=(0, forcing_wavenumber),  # A sin(k_f y) x̂ fixes y, not x
             t_start=10.0,
             source=(
                 "latentsim pseudo-spectral vorticity solver: rfft, 2/3-rule dealiasing, "
