@@ -26,7 +26,7 @@ from typing import Any
 
 from app.compute import COMPUTE, ComputeQueue
 from app.models import current_zoo, load_pipeline
-from app.shared_runs import SharedRuns, Subscription
+from app.shared_runs import Queued, SharedRuns, Subscription
 from app.state import RunRequest, SeriesSpec
 from app.store import RunStore
 from app.work import (
@@ -188,6 +188,8 @@ class Runner:
                     self._diverged(event.spec, event.error)
                 case Completed():
                     store.series[event.spec.key].status = "done"
+                case Queued():
+                    store.status = queued_text(event)
 
     def _reset(self, job: Job, event: Prepared) -> None:
         request = job.request
@@ -278,6 +280,15 @@ def _joined_text(subscription: Subscription, ahead: int) -> str:
         return f"joined the same run, already in progress for {others} other session{plural}…"
     queued = f" (queued behind {ahead} steps of other sessions)" if ahead else ""
     return f"loading the emulator…{queued}"
+
+
+def queued_text(event: Queued) -> str:
+    """What a session waiting for its turn reads (the cap is the server's setting)."""
+    before = f"{event.ahead} other run{'s' if event.ahead != 1 else ''}" if event.ahead else "none"
+    return (
+        f"server busy: {event.limit} runs are computing, the most it runs at once "
+        f"(LATENTSIM_APP_MAX_RUNS); yours is queued, waiting before it: {before}…"
+    )
 
 
 def speed_text(emulator: float, members: int, solver: float) -> str:

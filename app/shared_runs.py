@@ -16,6 +16,12 @@ subscriber after the events before it, as it would be to a session alone. A run 
 finished normally stays in a small LRU (`keep` runs, by count), so a session arriving
 later (or pressing Run again) replays it at once; failed or abandoned runs are dropped.
 
+At most `max_running` different runs compute at once (0: no cap). A run started beyond
+that waits, first come first served, for one to end; it emits a `Queued` event whenever
+its place changes, so its sessions see how many runs are ahead of theirs. A waiting run
+holds no results, so the cap bounds the memory of the runs in progress, and on the one
+compute worker the runs that do start finish sooner than if all interleaved.
+
 A run's events hold the frames that every subscriber's store refers to anyway, so N
 sessions of one run hold its results once. The LRU keeps at most `keep` finished runs
 and at most `keep_mb` megabytes of their results (as `measure` counts them); a run
@@ -26,20 +32,31 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.errors import check_integer
 
 KEEP_VARIABLE = "LATENTSIM_APP_KEEP_RUNS"
 KEEP_MB_VARIABLE = "LATENTSIM_APP_KEEP_MB"
+MAX_RUNNING_VARIABLE = "LATENTSIM_APP_MAX_RUNS"
 DEFAULT_KEEP = 2
 DEFAULT_KEEP_MB = 256
+DEFAULT_MAX_RUNNING = 4
 
 Emit = Callable[[Any], None]
 Produce = Callable[[Emit], Awaitable[None]]
 Joined = Literal["started", "in progress", "finished"]
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A run waits for one of the `limit` runs in progress to end; `ahead` wait before it."""
+
+    ahead: int
+    limit: int
 
 
 class SharedRun:
@@ -52,6 +69,7 @@ class SharedRun:
         self.finished = False
         self.error: BaseException | None = None  # why it ended early, if it did
         self.nbytes = 0  # of its results, measured when it finished
+        self.ahead: int | None = None  # runs waiting before it, while it waits for a turn
         self.task: asyncio.Task | None = None
         self._waiters: set[asyncio.Future] = set()
 
@@ -130,22 +148,28 @@ class SharedRuns:
         self,
         keep: int = DEFAULT_KEEP,
         keep_mb: int = DEFAULT_KEEP_MB,
+        max_running: int = DEFAULT_MAX_RUNNING,
         measure: Callable[[list[Any]], int] = lambda events: 0,
     ):
         self.keep = check_integer("keep", keep, 0)
         self.keep_bytes = check_integer("keep_mb", keep_mb, 0) * 2**20
+        self.max_running = check_integer("max_running", max_running, 0)
         self._measure = measure
         self._running: dict[Hashable, SharedRun] = {}
         self._finished: OrderedDict[Hashable, SharedRun] = OrderedDict()
+        self._slots_taken = 0
+        self._waiting: deque[tuple[SharedRun, asyncio.Future]] = deque()
 
     @classmethod
     def from_environment(cls, measure: Callable[[list[Any]], int]) -> SharedRuns:
-        """The bounds from LATENTSIM_APP_KEEP_RUNS (default 2; 0 keeps no finished run)
-        and LATENTSIM_APP_KEEP_MB (default 256)."""
+        """The bounds from LATENTSIM_APP_KEEP_RUNS (default 2; 0 keeps no finished run),
+        LATENTSIM_APP_KEEP_MB (default 256) and LATENTSIM_APP_MAX_RUNS (default 4; 0: no
+        cap)."""
         bounds = []
         for variable, default in (
             (KEEP_VARIABLE, DEFAULT_KEEP),
             (KEEP_MB_VARIABLE, DEFAULT_KEEP_MB),
+            (MAX_RUNNING_VARIABLE, DEFAULT_MAX_RUNNING),
         ):
             text = os.environ.get(variable, str(default))
             try:
@@ -162,7 +186,13 @@ class SharedRuns:
 
     @property
     def running(self) -> int:
+        """Runs in progress, computing or waiting for their turn."""
         return len(self._running)
+
+    @property
+    def waiting(self) -> int:
+        """Runs waiting for their turn (beyond `max_running`)."""
+        return len(self._waiting)
 
     @property
     def kept_bytes(self) -> int:
@@ -180,7 +210,7 @@ class SharedRuns:
         else:
             run, joined = SharedRun(key), "started"
             self._running[key] = run
-            run.task = asyncio.get_running_loop().create_task(produce(run.emit))
+            run.task = asyncio.get_running_loop().create_task(self._in_turn(run, produce))
             run.task.add_done_callback(lambda task: self._ended(run, task))
         run.subscribers += 1
         return Subscription(self, run, joined)
@@ -190,6 +220,48 @@ class SharedRuns:
         if run.subscribers == 0 and not run.finished:
             self._forget(run)
             run.task.cancel()
+
+    async def _in_turn(self, run: SharedRun, produce: Produce) -> None:
+        """Compute once one of the `max_running` slots is free (at once if one is)."""
+        await self._take_slot(run)
+        try:
+            await produce(run.emit)
+        finally:
+            self._release_slot()
+
+    async def _take_slot(self, run: SharedRun) -> None:
+        if not self.max_running or self._slots_taken < self.max_running:
+            self._slots_taken += 1
+            return
+        slot = asyncio.get_running_loop().create_future()
+        self._waiting.append((run, slot))
+        self._announce()
+        try:
+            await slot
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled():  # handed over as it was cancelled
+                self._release_slot()
+            elif (run, slot) in self._waiting:  # a release may have dropped it already
+                self._waiting.remove((run, slot))
+                self._announce()
+            raise
+
+    def _release_slot(self) -> None:
+        """Hand the slot to the first run waiting, or free it."""
+        while self._waiting:
+            _, slot = self._waiting.popleft()
+            if not slot.done():
+                slot.set_result(None)
+                self._announce()
+                return
+        self._slots_taken -= 1
+
+    def _announce(self) -> None:
+        """A Queued event to each waiting run whose place changed."""
+        for ahead, (run, _) in enumerate(self._waiting):
+            if run.ahead != ahead:
+                run.ahead = ahead
+                run.emit(Queued(ahead, self.max_running))
 
     def _ended(self, run: SharedRun, task: asyncio.Task) -> None:
         run.finished = True

@@ -15,8 +15,14 @@ import torch
 import app.work
 from app.compute import ComputeQueue
 from app.models import load_pipeline
-from app.runner import Runner
-from app.shared_runs import KEEP_MB_VARIABLE, KEEP_VARIABLE, SharedRuns
+from app.runner import Runner, queued_text
+from app.shared_runs import (
+    KEEP_MB_VARIABLE,
+    KEEP_VARIABLE,
+    MAX_RUNNING_VARIABLE,
+    Queued,
+    SharedRuns,
+)
 from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
 from app.work import results_bytes
@@ -188,6 +194,24 @@ def test_joining_a_run_in_progress_says_so_while_it_streams(tiny_zoo, request_fo
     assert statuses[0] == "joined the same run, already in progress for 1 other session…"
     assert any(s.endswith(" · shared by 2 sessions") for s in statuses), statuses
     assert statuses[-1] == first.store.status == f"done: {HORIZON} frames of {request.main.label}"
+
+
+def test_a_session_over_the_cap_is_told_it_waits_and_ends_as_if_alone(tiny_zoo, request_for):
+    runs = SharedRuns(keep=0, max_running=1, measure=results_bytes)
+    first, second = (Runner(RunStore(), zoo=lambda: tiny_zoo, runs=runs) for _ in range(2))
+    statuses = []
+    second.store.param.watch(lambda e: statuses.append(e.new), "status")
+    requests = request_for(seed=1), request_for(seed=2)
+
+    async def scenario():
+        await asyncio.gather(first.start(requests[0]), second.start(requests[1]))
+
+    asyncio.run(scenario())
+    waiting = [s for s in statuses if s.startswith("server busy")]
+    assert waiting and "waiting before it: none" in waiting[0], statuses
+    assert statuses.index(waiting[-1]) < statuses.index("running the solver and the emulator…")
+    assert_same(snapshot(second.store), snapshot(alone(tiny_zoo, requests[1])))
+    assert runs.running == runs.waiting == 0
 
 
 def test_cancelling_one_session_leaves_the_others_run_complete(
@@ -433,12 +457,107 @@ def test_leaving_while_waiting_returns_at_once():
     asyncio.run(scenario())
 
 
+def gated(started: list, release: dict[str, asyncio.Event]):
+    """Computations that note when they start and end when their event is set."""
+
+    def produce(key):
+        async def compute(emit):
+            started.append(key)
+            release.setdefault(key, asyncio.Event())
+            await release[key].wait()
+            emit((key, "done"))
+
+        return compute
+
+    return produce
+
+
+def test_runs_beyond_the_cap_wait_in_turn_and_say_how_many_are_ahead():
+    runs, started, release = SharedRuns(max_running=2), [], {}
+    produce = gated(started, release)
+
+    async def scenario():
+        subscriptions = {key: runs.join(key, produce(key)) for key in "abcd"}
+        await asyncio.sleep(0.01)
+        assert started == ["a", "b"] and (runs.running, runs.waiting) == (4, 2)
+        assert subscriptions["c"].catch_up() == [Queued(0, 2)]
+        assert subscriptions["d"].catch_up() == [Queued(1, 2)]
+        joined = runs.join("d", produce("d"))  # a late joiner of a waiting run sees its place
+        assert joined.catch_up() == [Queued(1, 2)]
+        joined.leave()
+        release["b"].set()
+        await asyncio.sleep(0.01)
+        assert started == ["a", "b", "c"]  # b's slot went to the first in line
+        assert subscriptions["d"].catch_up() == [Queued(0, 2)]
+        for key in "acd":
+            release.setdefault(key, asyncio.Event()).set()
+        for key, subscription in subscriptions.items():
+            events = [e async for e in subscription]
+            assert events[-1] == (key, "done")
+            subscription.leave()
+        assert started == ["a", "b", "c", "d"] and runs.waiting == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_waiting_run_left_by_its_sessions_gives_up_its_place():
+    runs, started, release = SharedRuns(max_running=1), [], {}
+    produce = gated(started, release)
+
+    async def scenario():
+        first = runs.join("a", produce("a"))
+        second = runs.join("b", produce("b"))
+        third = runs.join("c", produce("c"))
+        await asyncio.sleep(0.01)
+        assert third.catch_up() == [Queued(1, 1)]
+        second.leave()  # b never starts; c moves up
+        await asyncio.sleep(0.01)
+        assert third.catch_up() == [Queued(0, 1)] and runs.waiting == 1
+        release["a"].set()
+        await asyncio.sleep(0.01)
+        assert started == ["a", "c"]
+        release["c"].set()
+        assert [e async for e in third] == [("c", "done")]
+        first.leave()
+        third.leave()
+        assert runs.running == 0
+        # every slot was given back: two new runs start at once, one after the other
+        again = runs.join("e", produce("e"))
+        await asyncio.sleep(0.01)
+        assert started[-1] == "e"
+        again.leave()
+
+    asyncio.run(scenario())
+
+
+def test_the_queued_status_names_the_cap_and_the_runs_ahead():
+    assert "server busy" in queued_text(Queued(0, 4))
+    assert "LATENTSIM_APP_MAX_RUNS" in queued_text(Queued(0, 4))
+    assert "none" in queued_text(Queued(0, 4))
+    assert "3 other runs" in queued_text(Queued(3, 4))
+    assert "1 other run…" in queued_text(Queued(1, 4))
+
+
+def test_no_cap_runs_everything_at_once():
+    runs, started, release = SharedRuns(max_running=0), [], {}
+
+    async def scenario():
+        subscriptions = [runs.join(key, gated(started, release)(key)) for key in "abcdef"]
+        await asyncio.sleep(0.01)
+        assert sorted(started) == list("abcdef") and runs.waiting == 0
+        for subscription in subscriptions:
+            subscription.leave()
+
+    asyncio.run(scenario())
+
+
 def test_the_bounds_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(KEEP_VARIABLE, "7")
     monkeypatch.setenv(KEEP_MB_VARIABLE, "64")
+    monkeypatch.setenv(MAX_RUNNING_VARIABLE, "3")
     runs = SharedRuns.from_environment(measure=len)
-    assert (runs.keep, runs.keep_bytes) == (7, 64 * 2**20)
-    for variable in (KEEP_VARIABLE, KEEP_MB_VARIABLE):
+    assert (runs.keep, runs.keep_bytes, runs.max_running) == (7, 64 * 2**20, 3)
+    for variable in (KEEP_VARIABLE, KEEP_MB_VARIABLE, MAX_RUNNING_VARIABLE):
         for bad in ("-1", "many"):
             monkeypatch.setenv(variable, bad)
             with pytest.raises(ParameterError, match=variable):
