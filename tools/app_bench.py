@@ -393,11 +393,16 @@ def main(argv: list[str] | None = None) -> None:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         **results,
     }
+    print_report(report, args.output)
+
+
+def print_report(report: dict[str, Any], output: Path | None) -> None:
+    """Print the JSON report and, if asked, write it to `output` too."""
     text = json.dumps(report, indent=1, ensure_ascii=False)
     print(text)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
 
 
 if __name__ == "__main__":

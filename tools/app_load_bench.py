@@ -27,7 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.app_bench import RECORDER_JS, REPO, VIEWPORT, check_chromium, launch_chromium, serve_app
+from tools.app_bench import (
+    RECORDER_JS,
+    REPO,
+    VIEWPORT,
+    check_chromium,
+    launch_chromium,
+    print_report,
+    serve_app,
+)
 
 WARM_UP_SEED = 2**31 - 1  # the largest seed the app takes; sessions use 1..N
 # Bokeh destroys a session some seconds after its websocket closed (it checks every 17 s).
@@ -201,11 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         "assets": str(args.assets or REPO / "assets"),
         "results": runs,
     }
-    text = json.dumps(report, indent=1, ensure_ascii=False)
-    print(text)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    print_report(report, args.output)
 
 
 if __name__ == "__main__":

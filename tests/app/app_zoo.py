@@ -12,6 +12,7 @@ Emulators have a window of 3 frames, so a context of 1 generates 2 frames per ca
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from engine.autoencoder import Autoencoder, AutoencoderConfig
 from engine.emulator import BackboneConfig, LabelSpec, build_emulator, save_emulator
 from engine.hashing import file_sha256
 from engine.model_files import load_model_card, save_autoencoder
+from engine.pipeline import Pipeline
 from engine.preprocessing import Preprocessing
 from engine.systems import get_system
 from engine.zoo import ZooEntry
@@ -135,3 +137,34 @@ def build_zoo(root: Path) -> Path:
             "rate": 99,
         }
     return root
+
+
+class NaNAfter(torch.nn.Module):
+    """Delegates to a real emulator, but returns NaN from generate call `call` on."""
+
+    def __init__(self, inner: torch.nn.Module, call: int):
+        super().__init__()
+        self.inner, self.call, self.calls = inner, call, 0
+        self.kind, self.space, self.window = inner.kind, inner.space, inner.window
+
+    def generate(self, context, label, *, sampler=None, generator=None):
+        self.calls += 1
+        out = self.inner.generate(context, label, sampler=sampler, generator=generator)
+        return out * math.nan if self.calls >= self.call else out
+
+    def nfe(self, sampler=None):
+        return self.inner.nfe(sampler)
+
+
+def diverging(real: Pipeline, call: int = 2) -> Pipeline:
+    """`real` with its emulator returning NaN from generate call `call` on."""
+    return Pipeline(
+        real.spec,
+        real.preprocessing,
+        NaNAfter(real.emulator, call=call),
+        real.autoencoder,
+        "cpu",
+        label_spec=real.label_spec,
+        frame_stride=real.frame_stride,
+        cards=real.cards,
+    )

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 
 import numpy as np
 import pytest
-import torch
+from app_zoo import diverging
 
 import app.work
 from app.compute import COMPUTE
@@ -18,7 +17,6 @@ from app.shared_runs import SharedRuns
 from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
 from engine.errors import SolverDivergedError
-from engine.pipeline import Pipeline
 from engine.rollout import reconstruct, score_rollout
 
 HORIZON = 6  # window 3, context 1: 2 frames per block, 3 blocks
@@ -118,36 +116,10 @@ def test_a_new_run_replaces_the_running_one(tiny_zoo, request_for):
     assert store.series["main"].ready == HORIZON and not store.running
 
 
-class NaNAfter(torch.nn.Module):
-    """Delegates to a real emulator, but returns NaN from generate call `call` on."""
-
-    def __init__(self, inner: torch.nn.Module, call: int):
-        super().__init__()
-        self.inner, self.call, self.calls = inner, call, 0
-        self.kind, self.space, self.window = inner.kind, inner.space, inner.window
-
-    def generate(self, context, label, *, sampler=None, generator=None):
-        self.calls += 1
-        out = self.inner.generate(context, label, sampler=sampler, generator=generator)
-        return out * math.nan if self.calls >= self.call else out
-
-    def nfe(self, sampler=None):
-        return self.inner.nfe(sampler)
-
-
 def test_a_diverging_rollout_is_reported_and_its_valid_frames_kept(tiny_zoo, request_for):
     request = request_for()
     real = load_pipeline(tiny_zoo, request.main.emulator)
-    poisoned = Pipeline(
-        real.spec,
-        real.preprocessing,
-        NaNAfter(real.emulator, call=2),
-        real.autoencoder,
-        "cpu",
-        label_spec=real.label_spec,
-        frame_stride=real.frame_stride,
-        cards=real.cards,
-    )
+    poisoned = diverging(real)
 
     def loader(zoo, name):
         return poisoned if name == request.main.emulator else load_pipeline(zoo, name)

@@ -5,12 +5,11 @@ not shared, and the bound on finished runs kept."""
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import Counter
 
 import numpy as np
 import pytest
-import torch
+from app_zoo import diverging
 
 import app.work
 from app.compute import ComputeQueue
@@ -27,7 +26,6 @@ from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
 from app.work import results_bytes
 from engine.errors import ParameterError, SolverDivergedError
-from engine.pipeline import Pipeline
 
 HORIZON = 6  # 3 blocks of 2 frames per series
 
@@ -317,23 +315,6 @@ def test_a_failure_reaches_every_session(tiny_zoo, request_for, sessions, monkey
     assert sessions.runs.finished_keys == []  # a failed run is computed again next time
 
 
-class NaNAfter(torch.nn.Module):
-    """Delegates to a real emulator, but returns NaN from generate call `call` on."""
-
-    def __init__(self, inner: torch.nn.Module, call: int):
-        super().__init__()
-        self.inner, self.call, self.calls = inner, call, 0
-        self.kind, self.space, self.window = inner.kind, inner.space, inner.window
-
-    def generate(self, context, label, *, sampler=None, generator=None):
-        self.calls += 1
-        out = self.inner.generate(context, label, sampler=sampler, generator=generator)
-        return out * math.nan if self.calls >= self.call else out
-
-    def nfe(self, sampler=None):
-        return self.inner.nfe(sampler)
-
-
 def test_a_diverging_rollout_is_reported_to_every_session(tiny_zoo, request_for, sessions):
     request = request_for()
     real = load_pipeline(tiny_zoo, request.main.emulator)
@@ -341,16 +322,7 @@ def test_a_diverging_rollout_is_reported_to_every_session(tiny_zoo, request_for,
     def loader(zoo, name):
         if name != request.main.emulator:
             return load_pipeline(zoo, name)
-        return Pipeline(
-            real.spec,
-            real.preprocessing,
-            NaNAfter(real.emulator, call=2),
-            real.autoencoder,
-            "cpu",
-            label_spec=real.label_spec,
-            frame_stride=real.frame_stride,
-            cards=real.cards,
-        )
+        return diverging(real)
 
     runners = sessions(2, loader=loader)
 
