@@ -63,7 +63,7 @@ EMULATOR_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
 # steps their loss is still falling and the diffusion emulators' short-lead error is model
 # error, not the autoencoder's (docs/zoo.md). Both methods get the same steps, so the
 # diffusion-vs-deterministic comparison stays like for like.
-for key in (("euler_quadrants", 80), ("kolmogorov", 48)):
+for key in (("euler_quadrants", 80), ("kolmogorov", 48), ("rayleigh_benard", 64)):
     EMULATOR_RATE_SETTINGS[key] = {
         **EMULATOR_RATE_SETTINGS.get(key, EMULATOR_SETTINGS),
         "steps": 6000,
