@@ -26,9 +26,9 @@ AUTOENCODER_SETTINGS: dict[str, dict[str, Any]] = {
     "kolmogorov": {"preset": "small", "steps": 1200, "batch_size": 32, "lr": 2e-3},
 }
 # Per-(system, rate) overrides of AUTOENCODER_SETTINGS, for a rung retrained with other
-# levers (preset, loss floor, bf16, EMA: TRAINING_KNOBS). None in the shipped zoo yet:
-# docs/zoo.md ("Training levers") holds the measured candidates and the settings planned
-# next; a rung listed here is "stale" until it and its emulators are retrained.
+# levers (preset, loss floor, bf16, EMA: TRAINING_KNOBS), measured in docs/zoo.md
+# ("Training levers"); a rung listed here is "stale" until it and its emulators are
+# retrained.
 AUTOENCODER_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
     ("euler_quadrants", rate): {
         "preset": "wide8",
@@ -63,7 +63,8 @@ EMULATOR_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
 # steps their loss is still falling and the diffusion emulators' short-lead error is model
 # error, not the autoencoder's (docs/zoo.md). Both methods get the same steps, so the
 # diffusion-vs-deterministic comparison stays like for like.
-for key in (("euler_quadrants", 80), ("kolmogorov", 48), ("rayleigh_benard", 64)):
+for system, rates in LADDERS.items():
+    key = (system, min(rates))
     EMULATOR_RATE_SETTINGS[key] = {
         **EMULATOR_RATE_SETTINGS.get(key, EMULATOR_SETTINGS),
         "steps": 6000,
