@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         ema_decay=args.ema_decay,
         bf16=args.bf16,
+        optimizer=args.optimizer,
         loss_eps=args.loss_eps,
         seed=args.seed,
         resume=args.resume,

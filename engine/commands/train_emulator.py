@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         ema_decay=args.ema_decay,
         bf16=args.bf16,
+        optimizer=args.optimizer,
         frame_stride=args.frame_stride,
         seed=args.seed,
         resume=args.resume,

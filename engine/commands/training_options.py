@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from engine.training.config import OPTIMIZERS
+
 
 def add_training_options(
     parser: argparse.ArgumentParser, *, run_dir_default: str, presets: tuple[str, ...]
@@ -19,6 +21,12 @@ def add_training_options(
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, help="override the preset's global batch")
     parser.add_argument("--lr", type=float, help="override the preset's peak learning rate")
+    parser.add_argument(
+        "--optimizer",
+        default="adamw",
+        choices=OPTIMIZERS,
+        help="adamw (the paper's emulator optimiser) or psgd_kron (its autoencoder one)",
+    )
     parser.add_argument(
         "--ema-decay",
         type=float,

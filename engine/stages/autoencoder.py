@@ -189,6 +189,7 @@ def train_autoencoder(
     lr: float | None = None,
     ema_decay: float | None = None,
     bf16: bool = False,
+    optimizer: str = "adamw",
     loss_eps: float | None = None,
     seed: int = 0,
     resume: bool = False,
@@ -226,6 +227,7 @@ def train_autoencoder(
         device=device,
         ema_decay=ema_decay,
         bf16=bf16,
+        optimizer=optimizer,
     )
 
     def validate(model: nn.Module, source: torch.Tensor) -> dict[str, float]:

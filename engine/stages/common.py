@@ -45,14 +45,17 @@ class Recipe:
         device: str,
         ema_decay: float | None = None,
         bf16: bool = False,
+        optimizer: str = "adamw",
     ) -> TrainConfig:
         """The trainer's config: this recipe with the given overrides (None keeps the
-        recipe's). Warm-up is at most a tenth of the run; AdamW without weight decay and
-        gradients clipped at norm 1, for every model kind; weight EMA and bf16 autocast
-        are the run's choice, not the recipe's (docs/zoo.md measures both)."""
+        recipe's). Warm-up is at most a tenth of the run; no weight decay and gradients
+        clipped at norm 1, for every model kind; the optimiser (AdamW or PSGD-Kron), weight
+        EMA and bf16 autocast are the run's choice, not the recipe's (docs/zoo.md measures
+        each)."""
         steps = self.steps if steps is None else steps
         return TrainConfig(
             steps=steps,
+            optimizer=optimizer,
             batch_size=self.batch_size if batch_size is None else batch_size,
             lr=self.lr if lr is None else lr,
             warmup_steps=min(self.warmup_steps, steps // 10),

@@ -267,6 +267,7 @@ def train_emulator(
     lr: float | None = None,
     ema_decay: float | None = None,
     bf16: bool = False,
+    optimizer: str = "adamw",
     frame_stride: int = 1,
     seed: int = 0,
     resume: bool = False,
@@ -321,6 +322,7 @@ def train_emulator(
         device=device,
         ema_decay=ema_decay,
         bf16=bf16,
+        optimizer=optimizer,
     )
     source = WindowSource(data.train, data.train_labels, backbone.window, frame_stride)
     valid = validation_windows(

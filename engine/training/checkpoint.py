@@ -2,10 +2,11 @@
 
 Layout: `<run>/checkpoints/step_000001000/` holding
 - `model.safetensors`: the model's state dict;
-- `optimizer.safetensors`: every optimizer-state tensor, flattened to "state.<param>.<name>";
+- `optimizer.safetensors`: every optimizer-state tensor, named by its path in the state
+  dict ("state.<param>.<name>[.<index>...]", "param_groups.<group>.<name>");
 - `rng.safetensors`: RNG states as uint8 tensors (one per generator and rank);
-- `meta.json`: step, config, data position, the optimizer's non-tensor parts, the model's
-  tensor names/shapes/dtypes, and the SHA-256 of each file above.
+- `meta.json`: step, config, data position, the optimizer state's structure and non-tensor
+  values, the model's tensor names/shapes/dtypes, and the SHA-256 of each file above.
 
 Atomicity: a checkpoint is written into a hidden temporary directory, every file is
 fsynced, and only then is the directory renamed to its final name (a single `os.replace`)
@@ -33,10 +34,12 @@ from torch import nn
 
 from engine.errors import DataFormatError, LatentsimError
 from engine.hashing import file_sha256
+from engine.training.optimizers import portable_state_dict
 
 CHECKPOINT_DIR = "checkpoints"
 FORMAT = "latentsim-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: any nesting of optimizer state (PSGD-Kron); 1 (AdamW only) still reads
+_READABLE_VERSIONS = (1, VERSION)
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
@@ -74,20 +77,23 @@ class Checkpoint:
     def load_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         tensors = _load_tensors(self.path / OPTIMIZER_FILE)
         layout = self.meta["optimizer"]
-        state_dict = unflatten_optimizer_state(tensors, layout)
-        # JSON turned tuples (e.g. betas) into lists; give groups back their own types.
-        for saved, current in zip(
-            state_dict["param_groups"], optimizer.state_dict()["param_groups"], strict=False
-        ):
-            for key, value in current.items():
-                if isinstance(value, tuple) and isinstance(saved.get(key), list):
-                    saved[key] = tuple(saved[key])
+        if self.meta["version"] == 1:
+            layout = _layout_from_version_1(tensors, layout)
+        try:
+            state_dict = unflatten_optimizer_state(tensors, layout)
+        except ValueError as err:
+            raise DataFormatError(self.path / META_FILE, str(err)) from err
         try:
             optimizer.load_state_dict(state_dict)
         except (ValueError, KeyError) as err:
             raise LatentsimError(
                 f"checkpoint {self.path}: optimizer state does not fit: {err}"
             ) from err
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for index, saved in state_dict["state"].items():
+            optimizer.state[params[index]] = _with_saved_dtypes(
+                optimizer.state[params[index]], saved
+            )
 
     def rng_states(self) -> dict[str, torch.Tensor]:
         return _load_tensors(self.path / RNG_FILE)
@@ -116,19 +122,45 @@ def signature_mismatches(saved: dict[str, list[Any]], current: dict[str, list[An
 def flatten_optimizer_state(
     state_dict: dict[str, Any],
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state dict into named tensors and a JSON-ready layout."""
+    """Split an optimizer state dict into named tensors and a JSON-ready layout.
+
+    Optimizers keep more than one flat tensor per name: heavyball's PSGD-Kron holds lists
+    of (shape, factor) tuples, sets and None per parameter, and tensors in its parameter
+    groups. So every container is written as a tagged JSON object that gives its exact
+    type back ({"dict": [[key, value], ...]} keeps integer keys, {"tuple": [...]},
+    {"set": [...]}, {"tensor": name} for a tensor stored under that name); lists, numbers,
+    strings, booleans and None are written as they are. A tensor held in two places (PSGD-
+    Kron's step counter is both per-parameter state and a group entry) is stored once and
+    both places name it, so it comes back as one tensor.
+    """
     tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for index, entries in state_dict["state"].items():
-        for name, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"state.{index}.{name}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(index), {})[name] = value
-    layout = {"param_groups": state_dict["param_groups"], "scalars": scalars}
+    names: dict[int, str] = {}  # id of a tensor already stored -> its name
+
+    def encode(value: Any, name: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            if id(value) not in names:
+                names[id(value)] = name
+                tensors[name] = value.detach().cpu().contiguous()
+            return {"tensor": names[id(value)]}
+        if isinstance(value, dict):
+            return {"dict": [[encode(k, ""), encode(v, f"{name}.{k}")] for k, v in value.items()]}
+        if isinstance(value, tuple):
+            return {"tuple": [encode(v, f"{name}.{i}") for i, v in enumerate(value)]}
+        if isinstance(value, set | frozenset):
+            return {"set": [encode(v, "") for v in sorted(value, key=repr)]}
+        if isinstance(value, list):
+            return [encode(v, f"{name}.{i}") for i, v in enumerate(value)]
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        raise LatentsimError(
+            f"optimizer state {name!r} holds a {type(value).__name__}, which a checkpoint "
+            "cannot store (tensors, numbers, strings, None and their containers only)"
+        )
+
+    layout = {key: encode(value, key) for key, value in state_dict.items()}
     try:
         json.dumps(layout, allow_nan=False)
-    except (TypeError, ValueError) as err:
+    except ValueError as err:
         raise LatentsimError(
             f"optimizer state has a value a checkpoint cannot store as JSON: {err}"
         ) from err
@@ -138,15 +170,63 @@ def flatten_optimizer_state(
 def unflatten_optimizer_state(
     tensors: dict[str, torch.Tensor], layout: dict[str, Any]
 ) -> dict[str, Any]:
-    """Inverse of `flatten_optimizer_state` (tuples come back as lists)."""
+    """Inverse of `flatten_optimizer_state`: the same containers, keys and tensors."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        ((tag, content),) = value.items() if len(value) == 1 else [(None, None)]
+        if tag == "tensor" and content in tensors:
+            return tensors[content]
+        if tag == "dict":
+            return {decode(k): decode(v) for k, v in content}
+        if tag == "tuple":
+            return tuple(decode(v) for v in content)
+        if tag == "set":
+            return {decode(v) for v in content}
+        raise ValueError(f"unreadable optimizer-state entry {value!r}")
+
+    return {key: decode(value) for key, value in layout.items()}
+
+
+def _with_saved_dtypes(loaded: Any, saved: Any) -> Any:
+    """`loaded` with each tensor that changed dtype replaced by its `saved` original.
+
+    torch's `Optimizer.load_state_dict` casts every floating tensor nested in a parameter's
+    state to the parameter's dtype (sparing only entries named "step"); PSGD-Kron keeps
+    float64 lower bounds inside lists, and an exact resume needs them float64 again.
+    Tensors already right are returned as they are, so shared ones stay shared.
+    """
+    if isinstance(loaded, torch.Tensor):
+        return loaded if loaded.dtype == saved.dtype else saved.to(loaded.device)
+    if isinstance(loaded, dict):
+        return {key: _with_saved_dtypes(value, saved[key]) for key, value in loaded.items()}
+    if isinstance(loaded, list | tuple):
+        return type(loaded)(_with_saved_dtypes(a, b) for a, b in zip(loaded, saved, strict=True))
+    return loaded
+
+
+def _layout_from_version_1(tensors: dict[str, torch.Tensor], layout: dict[str, Any]) -> dict:
+    """Version 1 (AdamW-only) checkpoints stored "state.<param>.<name>" tensors, plain
+    per-parameter scalars and plain groups; rewritten into today's layout so that runs
+    started before PSGD-Kron arrived still resume."""
     state: dict[int, dict[str, Any]] = {}
-    for key, tensor in tensors.items():
+    for key in tensors:
         _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = tensor
+        state.setdefault(int(index), {})[name] = {"tensor": key}
     for index, entries in layout["scalars"].items():
         state.setdefault(int(index), {}).update(entries)
-    groups = [dict(group) for group in layout["param_groups"]]
-    return {"state": dict(sorted(state.items())), "param_groups": groups}
+    return {
+        "state": {
+            "dict": [[index, {"dict": list(entries.items())}] for index, entries in state.items()]
+        },
+        "param_groups": [
+            {"dict": [[k, {"tuple": v} if k == "betas" else v] for k, v in group.items()]}
+            for group in layout["param_groups"]
+        ],
+    }
 
 
 def save_checkpoint(
@@ -171,7 +251,7 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{final.name}-", dir=root))
     try:
         save_model(model, str(tmp / MODEL_FILE), force_contiguous=True)
-        opt_tensors, opt_layout = flatten_optimizer_state(optimizer.state_dict())
+        opt_tensors, opt_layout = flatten_optimizer_state(portable_state_dict(optimizer))
         save_file(opt_tensors, tmp / OPTIMIZER_FILE)
         save_file({k: v.contiguous() for k, v in rng.items()}, tmp / RNG_FILE)
         files = {
@@ -226,9 +306,10 @@ def open_checkpoint(path: Path) -> Checkpoint:
         raise DataFormatError(meta_path, f"unreadable checkpoint metadata ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataFormatError(meta_path, f"not a {FORMAT} file")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in _READABLE_VERSIONS:
         raise DataFormatError(
-            meta_path, f"checkpoint version {meta.get('version')!r}; this code reads {VERSION}"
+            meta_path,
+            f"checkpoint version {meta.get('version')!r}; this code reads {_READABLE_VERSIONS}",
         )
     missing = [key for key in _REQUIRED_META if key not in meta]
     if missing:

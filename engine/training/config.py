@@ -15,6 +15,7 @@ from typing import Any
 from engine.errors import ParameterError, check_integer, reject_unknown_fields
 
 TRAJECTORY_FIELDS = (
+    "optimizer",
     "steps",
     "batch_size",
     "lr",
@@ -27,6 +28,7 @@ TRAJECTORY_FIELDS = (
     "seed",
 )
 
+OPTIMIZERS = ("adamw", "psgd_kron")
 _DEVICE_CHOICES = "'auto', 'cpu', 'cuda' or 'cuda:N'"
 
 
@@ -39,10 +41,12 @@ class TrainConfig:
     global batch: under DDP each of the W ranks takes `batch_size / W` samples of it.
     `checkpoint_every` / `validate_every` = 0 mean "only at the end".
     Defaults follow the paper's emulator optimisation (AdamW, betas (0.9, 0.99), no weight
-    decay, clip 1, cosine to 0).
+    decay, clip 1, cosine to 0); `optimizer` "psgd_kron" is the paper's autoencoder
+    optimiser (engine.training.optimizers), under the same schedule and clipping.
     """
 
     steps: int
+    optimizer: str = "adamw"
     batch_size: int = 64
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.99)
@@ -66,6 +70,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Accept lists (JSON round trip) for betas while keeping the field hashable.
         object.__setattr__(self, "betas", tuple(self.betas))
+        if self.optimizer not in OPTIMIZERS:
+            raise ParameterError("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
         check_integer("steps", self.steps, 1)
         check_integer("batch_size", self.batch_size, 1)
         check_integer("warmup_steps", self.warmup_steps, 0, self.steps)

@@ -2,7 +2,8 @@
 
 Callers supply a model, `loss_fn(model, batch) -> scalar`, an in-memory data source and
 a `TrainConfig`; the trainer owns everything that must be identical between a run and
-its resumption: the optimiser (AdamW, warmup + cosine, clipping, non-finite skipping),
+its resumption: the optimiser (AdamW or PSGD-Kron, warmup + cosine, clipping, non-finite
+skipping),
 the data order, every random stream, logging and checkpoints.
 
 Determinism: the data order is a pure function of (seed, epoch); the dropout stream
@@ -40,6 +41,7 @@ from engine.training.checkpoint import (
 from engine.training.config import TrainConfig
 from engine.training.distributed import DistContext, init_distributed
 from engine.training.log import LOG_NAME, JsonlLog, Progress
+from engine.training.optimizers import build_optimizer
 
 LossFn = Callable[[nn.Module, dict[str, Tensor]], Tensor]
 ValidateFn = Callable[[nn.Module, Any], Mapping[str, float]]
@@ -225,9 +227,7 @@ class Trainer:
         if not trainable:
             raise ParameterError("model", type(model).__name__, "a model with trainable parameters")
         self._params = trainable
-        self.optimizer = torch.optim.AdamW(
-            trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-        )
+        self.optimizer = build_optimizer(trainable, config)
         self.sampler = EpochSampler(
             len(train_source), config.batch_size, config.seed, self.dist.rank, self.dist.world_size
         )

@@ -46,6 +46,7 @@ TRAINING_KNOBS: dict[str, tuple[str, tuple[str, str], Any]] = {
     "loss_eps": ("--loss-eps", ("recipe", "loss_eps"), 1e-2),
     "bf16": ("--bf16", ("train_config", "bf16"), False),
     "ema_decay": ("--ema-decay", ("train_config", "ema_decay"), None),
+    "optimizer": ("--optimizer", ("train_config", "optimizer"), "adamw"),
 }
 EMULATOR_SETTINGS: dict[str, Any] = {
     "preset": "compact",
@@ -124,6 +125,8 @@ class ZooModel:
         for key, (flag, _, _) in TRAINING_KNOBS.items():
             if isinstance(s.get(key), bool):
                 common += [flag] if s[key] else []
+            elif isinstance(s.get(key), str):
+                common += [flag, s[key]]
             elif s.get(key) is not None:
                 common += [flag, f"{s[key]:g}"]
         if self.kind == "autoencoder":

@@ -183,3 +183,16 @@ def test_another_systems_autoencoder_cannot_encode(trained, tmp_path):
     (fake / "euler_quadrants.yaml").write_text("dataset_name: euler_quadrants\n")
     with pytest.raises(DataFormatError, match="kolmogorov"):
         encode_dataset(trained, fake, device="cpu")
+
+
+def test_train_ae_cli_trains_with_psgd_kron_and_records_it(data_root, tmp_path, capsys):
+    run_dir = tmp_path / "psgd"
+    argv = ["train-ae", "kolmogorov", "--rate", "192", "--steps", "4", "--batch-size", "8"]
+    argv += ["--data", str(data_root), "--run-dir", str(run_dir), "--device", "cpu", "--quiet"]
+    assert main([*argv, "--optimizer", "psgd_kron"]) == 0
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["training"]["train_config"]["optimizer"] == "psgd_kron"
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--optimizer", "sgd"])
+    assert info.value.code == 2
+    assert "invalid choice: 'sgd' (choose from 'adamw', 'psgd_kron')" in capsys.readouterr().err

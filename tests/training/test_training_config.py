@@ -24,6 +24,7 @@ def test_json_round_trip_preserves_every_field() -> None:
     ("overrides", "name"),
     [
         ({"steps": 0}, "steps"),
+        ({"optimizer": "sgd"}, "optimizer"),
         ({"batch_size": 0}, "batch_size"),
         ({"lr": -1e-3}, "lr"),
         ({"lr": math.nan}, "lr"),

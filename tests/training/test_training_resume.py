@@ -50,14 +50,18 @@ def train_losses(run_dir: Path) -> list[tuple[int, float]]:
     return [(e["step"], e["loss"]) for e in read_log(run_dir) if e["event"] == "train"]
 
 
-def test_stop_and_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path: Path) -> None:
-    # Dropout and augmentation on: the torch and augmentation streams must both resume.
-    reference = train(tmp_path / "reference", steps=20)
-    train(tmp_path / "resumed", steps=20, until=10)
+@pytest.mark.parametrize("optimizer", ["adamw", "psgd_kron"])
+def test_stop_and_resume_is_bitwise_identical_to_an_uninterrupted_run(
+    tmp_path: Path, optimizer: str
+) -> None:
+    # Dropout and augmentation on: the torch and augmentation streams must both resume;
+    # PSGD-Kron's nested state (Kronecker factors, lower bounds, counters) must too.
+    reference = train(tmp_path / "reference", steps=20, optimizer=optimizer)
+    train(tmp_path / "resumed", steps=20, until=10, optimizer=optimizer)
     assert [p.name for p in list_checkpoints(tmp_path / "resumed" / "checkpoints")][-1] == (
         "step_000000010"
     )
-    resumed = train(tmp_path / "resumed", steps=20, resume=True)
+    resumed = train(tmp_path / "resumed", steps=20, resume=True, optimizer=optimizer)
 
     assert resumed.step == reference.step == 20
     assert_bitwise_equal(final_files(tmp_path / "resumed"), final_files(tmp_path / "reference"))
