@@ -33,11 +33,13 @@ ENGINE_ROOT = Path(engine.__file__).resolve().parent
 VERSION = 2
 TEST_SETS = ("test", "shift")
 # Code that only formats, reports or times records cannot change them: editing the report
-# or the findings' wording must not re-measure the zoo. Nor can the zoo plan, which says
-# how models are trained: a retrained model changes its weight hash, already in the key.
+# or the findings' wording must not re-measure the zoo. Nor can the zoo plan or the
+# trainer, which say how models are trained: a retrained model changes its weight hash,
+# already in the key, and evaluation never runs them.
 NOT_MEASUREMENT = (
     "commands/",
     "bench/",
+    "training/",
     "zoo/plan.py",
     "evaluation/report.py",
     "evaluation/findings.py",

@@ -141,13 +141,15 @@ def paper_layout(
             if model:
                 rows.append([label, "—", *(cell(record, b) for b in buckets)])
     floors = [find_model(system, "autoencoder", None, None, r)[1] for r in rates]
-    rows.append(
-        [
-            "autoencoder floor",
-            " / ".join(map(str, rates)),
-            *(" / ".join(cell(f, b) for f in floors) for b in buckets),
-        ]
-    )
+    linear = [None if f is None else f.get("linear_code") for f in floors]
+    for label, records in (("autoencoder floor", floors), ("linear code (DCT)", linear)):
+        rows.append(
+            [
+                label,
+                " / ".join(map(str, rates)),
+                *(" / ".join(cell(r, b) for r in records) for b in buckets),
+            ]
+        )
     if persistence:
         rows.append(["persistence", "—", *(cell(system["persistence"], b) for b in buckets)])
     return _table(header, rows)
@@ -315,18 +317,24 @@ def details(system: Mapping[str, Any]) -> list[str]:
             ]
         )
     for name, record in system["autoencoders"].items():
-        rows.append(
-            [
-                f"`{name}` (reconstruction)",
-                "—",
-                " / ".join(_score(record, b) for b in buckets),
-                "—",
-                "—",
-                _spectral(record),
-                "—",
-                "—",
-            ]
-        )
+        linear = record.get("linear_code")
+        labelled = [(f"`{name}` (reconstruction)", record)]
+        if linear:
+            code = f"{linear['coefficients_per_channel']} DCT coefficients per channel"
+            labelled.append((f"linear code at ×{linear['rate']:.0f} ({code})", linear))
+        for label, scored in labelled:
+            rows.append(
+                [
+                    label,
+                    "—",
+                    " / ".join(_score(scored, b) for b in buckets),
+                    "—",
+                    "—",
+                    _spectral(scored),
+                    "—",
+                    "—",
+                ]
+            )
     return _table(header, rows)
 
 

@@ -5,7 +5,8 @@ same context (their first `context` frames) and the same horizon for every model
 numbers are comparable across methods and rates. Alongside the emulators:
 
 - the autoencoder floor: each available autoencoder's reconstruction of the very frames
-  the rollouts predict (a latent emulator cannot do better than its decoder);
+  the rollouts predict (a latent emulator cannot do better than its decoder), next to the
+  fixed linear (DCT) code at the same rate, which the autoencoder must beat;
 - persistence (the last context frame repeated), the bar a useful emulator clears;
 - the card check: each emulator's card records test metrics measured right after
   training (engine.stages.heldout.score_test_rollouts); they are measured again with
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 import xarray
 
+from engine.autoencoder.linear_code import LowFrequencyCode
 from engine.device import resolve_device
 from engine.emulator.labels import LabelSpec
 from engine.errors import ParameterError, UnknownNameError
@@ -137,13 +139,26 @@ def summarize_frames(ctx: SystemContext, scores: Sequence[xarray.Dataset]) -> di
 
 
 def autoencoder_floor(ctx: SystemContext, entry: ZooEntry) -> dict[str, Any]:
-    """VRMSE etc. of decode(encode(truth)) on the frames the rollouts predict."""
+    """VRMSE etc. of decode(encode(truth)) on the frames the rollouts predict, and under
+    `linear_code` the same for the fixed linear code at the autoencoder's rate (the lowest
+    DCT coefficients per channel, in the autoencoder's preprocessed space): the reference
+    a learned autoencoder must beat to earn its cost."""
     device = resolve_device(ctx.settings.device)
     model, preprocessing, _ = load_autoencoder(entry.path, ctx.system, device)
-    window = ctx.test.fields[:, ctx.frames]  # (n, horizon, C, X, Y)
-    restored = [reconstruct(model, preprocessing, torch.from_numpy(f)).numpy() for f in window]
-    scores = heldout.score_frames(ctx.test, restored, ctx.frames)
-    return {"rate": entry.rate, "description": entry.description, **summarize_frames(ctx, scores)}
+    window = torch.from_numpy(ctx.test.fields[:, ctx.frames])  # (n, horizon, C, X, Y)
+    code = LowFrequencyCode(window.shape[2], tuple(window.shape[-2:]), entry.rate)
+    restored = [reconstruct(model, preprocessing, f).numpy() for f in window]
+    linear = [preprocessing.inverse(code(preprocessing(f))).numpy() for f in window]
+    return {
+        "rate": entry.rate,
+        "description": entry.description,
+        **summarize_frames(ctx, heldout.score_frames(ctx.test, restored, ctx.frames)),
+        "linear_code": {
+            "rate": code.rate,
+            "coefficients_per_channel": code.coefficients_per_channel,
+            **summarize_frames(ctx, heldout.score_frames(ctx.test, linear, ctx.frames)),
+        },
+    }
 
 
 def persistence(ctx: SystemContext) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The four findings on hand-made numbers: pass, miss, missing models, diverged models."""
+"""The findings on hand-made numbers: pass, miss, missing models, diverged models."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def _system(
     deterministic=(0.80, 0.85, 0.90),
     pixel=0.95,
     floors=(0.02, 0.04, 0.08),
+    linear=(0.05, 0.10, 0.20),  # the DCT code's VRMSE at each autoencoder's rate
     ssr=(1.0, 0.9, 1.1),
     pixel_diffusion_ssr=0.8,
     persistence=2.0,
@@ -66,8 +67,13 @@ def _system(
     models["s-diffusion-pixel"] = _model(
         "diffusion", "pixel", None, 0.9, pixel_diffusion_ssr, coverage
     )
-    for rate, f in zip(RATES, floors, strict=True):
-        autoencoders[f"s-ae{rate}"] = {"rate": rate, "buckets": {"long": {"vrmse": {"mean": f}}}}
+    for rate, f, code in zip(RATES, floors, linear, strict=True):
+        autoencoders[f"s-ae{rate}"] = {
+            "rate": rate,
+            "vrmse_by_lead": [f] * 3,
+            "buckets": {"long": {"vrmse": {"mean": f}}},
+            "linear_code": {"rate": rate, "vrmse_by_lead": [code] * 3},
+        }
     for name in diverged:  # non-finite rollouts: no long bucket, no SSR
         models[name].update(status="diverged", ssr_rollout=None)
         models[name]["vrmse_by_lead"][-1] = None
@@ -111,8 +117,8 @@ def _verdicts(systems):
 
 def test_numbers_that_satisfy_every_claim_pass_every_finding():
     findings = check_findings({"a": _system(), "b": _system()})
-    assert [f.verdict for f in findings] == [PASS] * 6
-    assert [f.statement for f in findings] == [PASS] * 6
+    assert [f.verdict for f in findings] == [PASS] * 7
+    assert [f.statement for f in findings] == [PASS] * 7
     first = findings[0].systems["a"]
     # mean 0.65: 0.60 and 0.70 are 7.7 % off; floors 0.02 -> 0.08 is 4x
     assert "max deviation 7.7%" in first.measured and "(4.00x)" in first.measured
@@ -135,7 +141,7 @@ def test_robustness_is_max_relative_deviation_from_the_mean():
     verdicts = _verdicts(
         {"a": _system(diffusion=(0.5, 0.75, 1.0), deterministic=(1.1, 1.1, 1.1), pixel=1.2)}
     )
-    assert verdicts == [MISSED, PASS, PASS, PASS, PASS, PASS]
+    assert verdicts == [MISSED, PASS, PASS, PASS, PASS, PASS, PASS]
     # exactly at the edge passes: 0.8 / 1.0 / 1.2 deviate by 20 %; 0.75/1/1.25 by 25 %
     assert (
         _verdicts({"a": _system(diffusion=(0.75, 1.0, 1.25), deterministic=(2, 2, 2), pixel=2.0)})[
@@ -176,10 +182,21 @@ def test_ssr_outside_the_band_misses_finding_4(ssr):
     assert check_findings({"a": _system(ssr=(0.6, 1.5, 1.0))})[3].verdict == PASS
 
 
+def test_an_autoencoder_no_better_than_the_dct_code_misses_finding_7():
+    findings = check_findings({"a": _system(linear=(0.05, 0.04, 0.20))})
+    assert findings[6].verdict == MISSED
+    assert findings[6].systems["a"].measured == (
+        "x64 autoencoder vs DCT code (x64): 0.020 vs 0.050; "
+        "x256 autoencoder vs DCT code (x256): 0.040 vs 0.040; "
+        "x1024 autoencoder vs DCT code (x1024): 0.080 vs 0.200"
+    )
+    assert [c.verdict for c in findings[6].systems["a"].checks] == [PASS, MISSED, PASS]
+
+
 def test_missing_models_make_findings_not_evaluated_and_name_the_models():
     systems = {"a": _system(drop=("s-diffusion-ae256", "s-ae1024"))}
     findings = check_findings(systems)
-    assert [f.verdict for f in findings] == [NOT_EVALUATED] * 6
+    assert [f.verdict for f in findings] == [NOT_EVALUATED] * 7
     assert findings[0].statement == "not evaluated (missing: s-ae1024, s-diffusion-ae256)"
     assert findings[1].statement == "not evaluated (missing: s-diffusion-ae256)"
     # the comparisons that could be made are still shown
@@ -205,7 +222,7 @@ def test_a_miss_elsewhere_outweighs_a_missing_model():
 def test_diverged_models_count_as_infinitely_bad():
     # a diverged diffusion model: not robust, not better, not calibrated
     findings = check_findings({"a": _system(diverged=("s-diffusion-ae64",))})
-    assert [f.verdict for f in findings] == [MISSED] * 6
+    assert [f.verdict for f in findings] == [MISSED] * 6 + [PASS]  # autoencoders unharmed
     assert "x64: diverged vs 0.800" in findings[1].systems["a"].measured
     # a diverged deterministic model loses to diffusion
     findings = check_findings({"a": _system(diverged=("s-deterministic-ae64",))})
@@ -213,7 +230,7 @@ def test_diverged_models_count_as_infinitely_bad():
 
 
 def test_no_systems_is_not_a_pass():
-    assert _verdicts({}) == [NOT_EVALUATED] * 6
+    assert _verdicts({}) == [NOT_EVALUATED] * 7
 
 
 def test_records_are_plain_json():

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.fft
 import torch
 from evaluation_zoo import CARD_PROTOCOL, FRAMES, SYSTEM, plan
 
+from engine.autoencoder.linear_code import lowest_frequencies
 from engine.cli import main
 from engine.data.well_reader import load_array
 from engine.evaluation.runner import EvaluationSettings, evaluate
@@ -124,7 +126,7 @@ def test_json_holds_every_model_bucket_field_and_the_protocol(results):
             assert model["coercions"] == [
                 "members 2 -> 1: a deterministic emulator's members would be identical"
             ]
-    assert [f["number"] for f in results["findings"]] == [1, 2, 3, 4, 5, 6]
+    assert [f["number"] for f in results["findings"]] == [1, 2, 3, 4, 5, 6, 7]
     run = results["run"]
     assert run["command"].startswith("latentsim evaluate kolmogorov --trajectories 2")
     assert run["machine"]["cpu_count"] >= 1 and run["machine"]["torch"] == torch.__version__
@@ -150,6 +152,18 @@ def test_autoencoder_floor_and_persistence_match_a_numpy_computation(results, da
             assert system["autoencoders"][name]["buckets"][bucket]["vrmse"]["mean"] == (
                 pytest.approx(value, rel=1e-4)
             ), (name, bucket)
+        # The DCT reference, with scipy's transform: keep each channel's lowest-frequency
+        # coefficients (as many as the latent holds values per channel) in preprocessed space.
+        record = system["autoencoders"][name]["linear_code"]
+        keep = lowest_frequencies(truth.shape[-2:], record["coefficients_per_channel"]).numpy()
+        channels, cells = truth.shape[2], truth.shape[3] * truth.shape[4]
+        assert record["rate"] == channels * cells / (channels * keep.sum())
+        assert record["rate"] >= system["autoencoders"][name]["rate"]
+        coefficients = scipy.fft.dctn(preprocessing(frames).numpy(), axes=(-2, -1), norm="ortho")
+        projected = scipy.fft.idctn(coefficients * keep, axes=(-2, -1), norm="ortho")
+        linear = preprocessing.inverse(torch.from_numpy(projected).float()).numpy()
+        for bucket, value in _bucket_means(_vrmse(linear.reshape(truth.shape), truth)).items():
+            assert record["buckets"][bucket]["vrmse"]["mean"] == pytest.approx(value, rel=1e-4)
 
 
 def test_emulator_scores_match_a_rollout_scored_here(results, data_root, zoo_root):
