@@ -24,6 +24,20 @@ def trainer_for(run_dir: Path, **overrides) -> Trainer:
     return Trainer(TinyNet(), loss_fn, make_source(), config, run_dir, progress=False)
 
 
+def checkpointed(run_dir: Path, steps: int, **overrides) -> tuple[Trainer, Path]:
+    """A trainer after `steps` steps, and the checkpoint it saved there."""
+    trainer = trainer_for(run_dir, **overrides)
+    trainer.fit(until=steps)
+    return trainer, trainer.save_checkpoint()
+
+
+def assert_loads_back(path: Path, saved: dict, run_dir: Path, **overrides) -> None:
+    """The checkpoint at `path` gives a fresh optimizer exactly the state `saved`."""
+    fresh = trainer_for(run_dir, **overrides)
+    ckpt.open_checkpoint(path).load_optimizer(fresh.optimizer)
+    assert_same_structure(fresh.optimizer.state_dict(), saved)
+
+
 def assert_same_structure(loaded: object, saved: object, where: str = "") -> None:
     """Equal values of the same types all the way down (tensors: equal bits and dtype)."""
     assert type(loaded) is type(saved), where
@@ -61,24 +75,18 @@ def test_psgd_kron_learns_the_tiny_task(tmp_path: Path) -> None:
 
 
 def test_psgd_kron_state_round_trips_with_its_types(tmp_path: Path) -> None:
-    trainer = trainer_for(tmp_path, optimizer="psgd_kron")
-    trainer.fit(until=5)
+    trainer, path = checkpointed(tmp_path, 5, optimizer="psgd_kron")
     saved = trainer.optimizer.state_dict()
     assert {torch.Tensor, list, tuple, set, dict, type(None)} <= kinds_in(saved["state"])
     assert any(isinstance(v, torch.Tensor) for v in saved["param_groups"][0].values())
 
-    path = trainer.save_checkpoint()
     layout = json.loads((path / ckpt.META_FILE).read_text())["optimizer"]
     assert "precond_schedule" not in json.dumps(layout)  # heavyball's pickle stays out
-    fresh = trainer_for(tmp_path / "fresh", optimizer="psgd_kron")
-    ckpt.open_checkpoint(path).load_optimizer(fresh.optimizer)
-    assert_same_structure(fresh.optimizer.state_dict(), saved)
+    assert_loads_back(path, saved, tmp_path / "fresh", optimizer="psgd_kron")
 
 
 def test_version_1_checkpoints_still_resume(tmp_path: Path) -> None:
-    trainer = trainer_for(tmp_path)
-    trainer.fit(until=5)
-    path = trainer.save_checkpoint()
+    trainer, path = checkpointed(tmp_path, 5)
     saved = trainer.optimizer.state_dict()
     # Rewrite the optimizer part the way version 1 stored it: flat tensors, plain groups.
     tensors = {
@@ -95,16 +103,11 @@ def test_version_1_checkpoints_still_resume(tmp_path: Path) -> None:
     }
     meta["files"][ckpt.OPTIMIZER_FILE] = file_sha256(path / ckpt.OPTIMIZER_FILE)
     (path / ckpt.META_FILE).write_text(json.dumps(meta))
-
-    fresh = trainer_for(tmp_path / "fresh")
-    ckpt.open_checkpoint(path).load_optimizer(fresh.optimizer)
-    assert_same_structure(fresh.optimizer.state_dict(), saved)
+    assert_loads_back(path, saved, tmp_path / "fresh")
 
 
 def test_unreadable_optimizer_layout_names_the_file_and_entry(tmp_path: Path) -> None:
-    trainer = trainer_for(tmp_path)
-    trainer.fit(until=2)
-    path = trainer.save_checkpoint()
+    trainer, path = checkpointed(tmp_path, 2)
     meta = json.loads((path / ckpt.META_FILE).read_text())
     meta["optimizer"]["state"] = {"frozenset": [1, 2]}
     (path / ckpt.META_FILE).write_text(json.dumps(meta))
