@@ -3,8 +3,7 @@
 Callers supply a model, `loss_fn(model, batch) -> scalar`, an in-memory data source and
 a `TrainConfig`; the trainer owns everything that must be identical between a run and
 its resumption: the optimiser (AdamW or PSGD-Kron, warmup + cosine, clipping, non-finite
-skipping),
-the data order, every random stream, logging and checkpoints.
+skipping), the data order, every random stream, logging and checkpoints.
 
 Determinism: the data order is a pure function of (seed, epoch); the dropout stream
 (torch's global RNG) and the augmentation generator are seeded from (seed, rank) and
