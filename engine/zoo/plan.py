@@ -45,8 +45,8 @@ AUTOENCODER_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
         ("rayleigh_benard", 64),
     )
 }
-# Kolmogorov x48 at lr 2e-3 spiked at step 400 (loss 0.013 -> 2.1, gradient norm 37) and
-# never recovered (valid VRMSE 1.0); at 1e-3 it trains smoothly (docs/zoo.md).
+# Kolmogorov x48 diverged early at the recipe's lr 2e-3 and trains smoothly at 1e-3
+# (docs/zoo.md).
 AUTOENCODER_RATE_SETTINGS["kolmogorov", 48]["lr"] = 1e-3
 # Options a plan entry may set beyond preset/steps/batch/lr: (train-* flag, where the card
 # records it, the value a card without it was trained with).
