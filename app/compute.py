@@ -1,20 +1,25 @@
-"""One compute worker for the whole server process.
+"""Where the explorer's engine work runs: a local worker thread, or compute workers.
 
-Rollouts and solver runs are CPU-bound torch work. Running them on the event loop would
-freeze every session; running one thread per session would oversubscribe the few cores
-and starve the event loop, which must keep serialising frames to browsers. So every
-session submits small units of work (one emulator block, one solver frame) to a single
-worker thread: sessions interleave block by block (first come, first served), the loop
-thread stays free, and a session can tell its user how much work is queued ahead of it.
+Two kinds of work leave the event loop, which must stay free to serialise frames to
+every browser:
+- **Model runs** (solver truth, rollouts, scores: app/work.py) go to a `ModelCompute`.
+  Served, that is a Dask cluster (app/cluster.py): worker processes that keep the models
+  loaded. `InProcessCompute` runs the same units on the local thread below, for
+  notebooks, headless tests and servers configured without workers. A run's units carry
+  only its id and small arguments; its live state (solver, rollout streams) stays where
+  `place()` put it, so every unit of one run goes there.
+- **Local work** on files the web process opened (`latentsim view` sources, movies) runs
+  on `COMPUTE`, one worker thread: sessions interleave unit by unit, first come first
+  served, and a session can tell its user how much work is queued ahead of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -55,3 +60,42 @@ class ComputeQueue:
 
 
 COMPUTE = ComputeQueue()
+
+
+class ModelCompute(Protocol):
+    """Runs the units of model runs (app/work.py), each run on one place."""
+
+    batch: bool  # stack the block requests of runs at one place (app/batching.py)
+
+    @property
+    def pending(self) -> int:
+        """Units submitted and not finished, all runs together (for the queue status)."""
+
+    def place(self) -> Hashable:
+        """Where a new run's units go (its state lives there until `release`)."""
+
+    async def run(self, where: Hashable, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` at `where`; a cancelled caller drops it if not yet started."""
+
+    def release(self, where: Hashable, function: Callable[..., Any], *args: Any) -> None:
+        """Send the run's last unit (`function(*args)`, not awaited) and free the place."""
+
+
+class InProcessCompute:
+    """Model runs on the local compute thread: one place, this process."""
+
+    def __init__(self, queue: ComputeQueue = COMPUTE, *, batch: bool = True):
+        self.queue, self.batch = queue, batch
+
+    @property
+    def pending(self) -> int:
+        return self.queue.pending
+
+    def place(self) -> Hashable:
+        return "local"
+
+    async def run(self, where: Hashable, function: Callable[..., T], *args: Any) -> T:
+        return await self.queue.run(function, *args)
+
+    def release(self, where: Hashable, function: Callable[..., Any], *args: Any) -> None:
+        self.queue.submit(function, *args)

@@ -1,10 +1,11 @@
 """Process-wide model access: the verified zoo and loaded pipelines, shared by all sessions.
 
 `panel serve` re-runs main.py for every browser session but imports this module once per
-process, so what lives here is loaded once: the zoo (re-read only when the manifest file
-changes, so models published while the server runs appear in new sessions) and the
-pipelines (weights are read once, then shared: only the single compute worker of
-app/compute.py ever runs them, so sharing is thread-safe).
+process, and so does each compute worker process (app/cluster.py): what lives here is
+loaded once per process: the zoo (re-read only when the manifest file changes, so models
+published while the server runs appear in new sessions) and the pipelines (weights are
+read once, then kept: a process runs model units on one thread, so sharing them is
+thread-safe). The web process itself reads only the manifest when workers compute.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def current_zoo() -> Zoo:
 
 
 def load_pipeline(zoo: Zoo, name: str) -> Pipeline:
-    """The CPU pipeline of emulator `name`, loaded once per process and set of weights.
+    """The pipeline of emulator `name` on CUDA if present, else the CPU; loaded once per
+    process and set of weights.
 
     The key includes the weights' hash, so a model republished under the same name is
     loaded afresh rather than served stale.
@@ -50,5 +52,5 @@ def load_pipeline(zoo: Zoo, name: str) -> Pipeline:
     key = (zoo.root, name, entry.weights_sha256)
     with _lock:
         if key not in _pipelines:
-            _pipelines[key] = zoo.pipeline(name, device="cpu")
+            _pipelines[key] = zoo.pipeline(name, device="auto")
         return _pipelines[key]

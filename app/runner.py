@@ -1,13 +1,13 @@
 """A session's job runner: follows a computation and reports it into the session's store.
 
-The computation (app/work.py) runs on the shared compute worker and yields
-events: the pipeline and solver run, each series' start, each scored block. Sessions
-whose requests are identical share one computation (app/shared_runs.py): a session
-that joins late first applies everything computed so far in one update, then each new
-event as it comes. Updates reach the session's `RunStore` through `dispatch`, which the
-shell sets to run them under the Bokeh document lock as one batched message. So the
-store and the views are only ever touched on the event loop, and the loop stays free
-while torch computes.
+The computation (app/work.py) runs on the server's model compute (worker processes,
+app/cluster.py) and yields events: the pipeline and solver run, each series' start,
+each scored block. Sessions whose requests are identical share one computation
+(app/shared_runs.py): a session that joins late first applies everything computed so
+far in one update, then each new event as it comes. Updates reach the session's
+`RunStore` through `dispatch`, which the shell sets to run them under the Bokeh
+document lock as one batched message. So the store and the views are only ever touched
+on the event loop, and the loop stays free while torch computes.
 
 Cancelling (the Cancel button, a new Run, or the browser leaving) leaves the
 computation at once; it stops after the unit in progress when no session follows it
@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.compute import COMPUTE, ComputeQueue
+from app.cluster import model_compute
+from app.compute import ModelCompute
 from app.models import current_zoo, load_pipeline
 from app.shared_runs import Queued, SharedRuns, Subscription
 from app.state import RunRequest, SeriesSpec
@@ -79,11 +80,12 @@ class Runner:
         dispatch: Dispatch = apply_now,
         zoo: Callable[[], Zoo] = current_zoo,
         loader: Loader = load_pipeline,
-        compute: ComputeQueue = COMPUTE,
+        compute: ModelCompute | None = None,
         runs: SharedRuns = SHARED_RUNS,
     ):
         self.store, self.dispatch = store, dispatch
-        self._zoo, self._load, self._compute, self._runs = zoo, loader, compute, runs
+        self._zoo, self._load, self._runs = zoo, loader, runs
+        self._compute = compute  # None: the server's, started on first use
         self.job: Job | None = None
         self.task: asyncio.Task | None = None
 
@@ -124,10 +126,11 @@ class Runner:
         self.job = job
         try:
             zoo = self._zoo()
-            ahead = self._compute.pending
+            compute = self._compute if self._compute is not None else model_compute()
+            ahead = compute.pending
 
             def produce(emit: Callable[[Event], None]) -> Awaitable[None]:
-                return compute_request(emit, request, zoo, self._load, self._compute)
+                return compute_request(emit, request, zoo, self._load, compute)
 
             job.subscription = self._runs.join(self.key(request, zoo), produce)
             status = _joined_text(job.subscription, ahead)
@@ -149,13 +152,16 @@ class Runner:
                 job.subscription.leave()
 
     async def _follow(self, job: Job, subscription: Subscription) -> None:
-        """Everything computed so far in one update, then each new event in its own;
+        """Everything computed so far in one update, then each new event with whatever
+        else arrived while the last update waited for the document (a session that falls
+        behind a busy server redraws once for several blocks, not once per block);
         returns when the computation ends or the job is cancelled."""
         backlog = subscription.catch_up()
         if backlog and not await self._apply(job, lambda: self._show(job, backlog)):
             return
         async for event in subscription:
-            if not await self._apply(job, lambda e=event: self._show(job, [e])):
+            events = [event, *subscription.catch_up()]
+            if not await self._apply(job, lambda e=events: self._show(job, e)):
                 return
 
     # -- updates (on the event loop) --------------------------------------------------------------
@@ -193,20 +199,20 @@ class Runner:
 
     def _reset(self, job: Job, event: Prepared) -> None:
         request = job.request
-        self.store.reset(request, event.main.spec)
+        self.store.reset(request, event.spec)
         self.store.set_truth(event.truth, event.truth_frames)
         reference = _cost(request.main)
         job.costs = {s.key: _cost(s) / reference for s in request.series}
         self.store.status = "running the solver and the emulator…"
 
     def _opened(self, event: Opened) -> None:
-        store, spec, stream, pipeline = self.store, event.spec, event.stream, event.pipeline
+        store, spec, record = self.store, event.spec, event.record
         series = store.series[spec.key]
-        series.stream, series.members = stream, stream.config.members
-        series.space, series.rate = pipeline.space, pipeline.rate
+        series.record, series.members = record, record.config.members
+        series.space, series.rate = event.space, event.rate
         series.status = "running"
-        store.cards[spec.key] = pipeline.cards
-        for note in stream.coercions:
+        store.cards[spec.key] = event.cards
+        for note in record.coercions:
             store.notify("info", f"{spec.label}: {note}")
 
     def _block(self, job: Job, event: Computed) -> None:

@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine.errors import check_integer
+from engine.errors import check_integer, integer_setting
 
 KEEP_VARIABLE = "LATENTSIM_APP_KEEP_RUNS"
 KEEP_MB_VARIABLE = "LATENTSIM_APP_KEEP_MB"
@@ -171,12 +171,7 @@ class SharedRuns:
             (KEEP_MB_VARIABLE, DEFAULT_KEEP_MB),
             (MAX_RUNNING_VARIABLE, DEFAULT_MAX_RUNNING),
         ):
-            text = os.environ.get(variable, str(default))
-            try:
-                value: object = int(text)
-            except ValueError:
-                value = text
-            bounds.append(check_integer(variable, value, 0))
+            bounds.append(integer_setting(variable, os.environ.get(variable, str(default)), 0))
         return cls(*bounds, measure=measure)
 
     @property

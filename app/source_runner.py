@@ -82,7 +82,7 @@ class SourceJob:
 
 
 class FileTruth:
-    """Truth frames from a file, with the interface of engine.rollout.TruthStream."""
+    """Truth frames from a file, with the interface of engine.rollout.TruthRecord."""
 
     def __init__(self, frames: Frames):
         self.source = frames
@@ -201,7 +201,7 @@ class SourceRunner:
         )
 
         def finish() -> None:
-            store.series["main"].stream = FileRollout(series_data)
+            store.series["main"].record = FileRollout(series_data)
             store.series["main"].status = "done"
             ready = store.series["main"].ready
             self._done(f"done: {ready} frames of {request.main.label}")

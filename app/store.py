@@ -3,8 +3,9 @@
 The runner writes here (on the event loop, one block at a time) and the views read; no
 Panel, so derived quantities (ensemble mean and spread, colour limits, spectra) are
 tested headless. Heavy numerics (scores, reconstructions, rank histograms) arrive
-precomputed from the worker. Rollout frames are not copied: a series keeps the engine's
-`RolloutStream`, whose blocks are the frames, and its `dataset()` is the download.
+precomputed by the compute. Rollout frames are not copied: a series keeps the run's
+`RolloutRecord` (shared by every session showing the run), whose blocks are the frames,
+and its `dataset()` is the download.
 Views watch `revision`, bumped once per applied update."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import xarray
 from app.state import RunRequest, SeriesSpec
 from engine.metrics import isotropic_power_spectrum
 from engine.movie.panels import CLIM_PERCENTILES, ensemble_stats, mosaic
-from engine.rollout import RolloutBlock, RolloutStream, TruthStream
+from engine.rollout import RolloutBlock, RolloutRecord, TruthRecord
 from engine.systems.base import SystemSpec
 
 __all__ = ["BlockUpdate", "RunStore", "Series", "ensemble_stats", "mosaic"]
@@ -35,7 +36,7 @@ class Series:
     spec: SeriesSpec
     horizon: int
     fields: int
-    stream: RolloutStream | None = None
+    record: RolloutRecord | None = None  # the download; a file source's has the same API
     blocks: list[RolloutBlock] = field(default_factory=list)
     status: str = "waiting"
     members: int = 0  # effective (a deterministic emulator runs one)
@@ -83,11 +84,11 @@ class Series:
         return None if found is None else int(found[0].frame_index[found[1]])
 
     def dataset(self) -> xarray.Dataset | None:
-        """The download: the blocks this series shows (its stream may be shared with
+        """The download: the blocks this series shows (its record may be shared with
         sessions that went on after this one stopped following it)."""
-        if self.stream is None or not self.blocks:
+        if self.record is None or not self.blocks:
             return None
-        return self.stream.dataset(len(self.blocks))
+        return self.record.dataset(len(self.blocks))
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class RunStore(param.Parameterized):
         super().__init__(**params)
         self.request: RunRequest | None = None
         self.spec: SystemSpec | None = None
-        self.truth: TruthStream | None = None
+        self.truth: TruthRecord | None = None
         self.series: dict[str, Series] = {}
         self.cards: dict[str, dict[str, Any]] = {}  # series key -> {"emulator": .., ...}
         self._clims: dict[str, tuple[float, float]] = {}
@@ -135,7 +136,7 @@ class RunStore(param.Parameterized):
         self.param.update(progress=0.0, speed="", eta="", running=True)
         self.revision += 1
 
-    def set_truth(self, truth: TruthStream, frames: int | None = None) -> None:
+    def set_truth(self, truth: TruthRecord, frames: int | None = None) -> None:
         self.truth, self._clim_frames = truth, 0
         self.truth_updated(frames)
 

@@ -1,10 +1,21 @@
-"""One job's work: units on the compute worker, and the events they yield.
+"""One job's work: units on a compute worker, and the events they yield.
 
-`compute_request` runs a `RunRequest` unit by unit on the shared compute worker
-(app/compute.py): one unit prepares the main pipeline and the solver run, one opens each
-series and computes its first block, one computes each further block with the truth
-frames it is compared to and its scores. Work goes to the worker in as few units as
-possible, since under load every unit waits for one unit of every other job.
+`compute_request` (on the event loop) runs a `RunRequest` unit by unit on a
+`ModelCompute` (app/compute.py): one unit prepares the main pipeline and the solver run,
+one opens each series and computes its first block, one computes each further block
+with the truth frames it is compared to and its scores. Work goes out in as few units as
+possible, since under load every unit waits for one unit of every other job; the block
+requests of runs at one place are batched (app/batching.py) unless the compute says not.
+
+The units (`prepare`, `open_series`, `advance`, `close_run`) run where the compute puts
+them: a Dask worker process, or the local thread. A run's live objects (pipelines,
+solver, rollout streams) stay there in `LIVE_RUNS`, under the run's id; units return
+only picklable results: records of the solver run and the rollouts (engine.rollout's
+`TruthRecord` and `RolloutRecord`, sent once without frames), each scored block and the
+truth frames computed since the last unit. The driver appends those to the records, so
+the web process holds one copy of the results whatever the number of sessions showing
+them. A unit that finds no state for its run (its worker died and the run's units went
+to another) raises `RunLostError`.
 
 Each result becomes an event (`Prepared`, `Opened`, `Computed`, `Diverged`, `Completed`)
 passed to `emit`; it holds everything a session needs to show it, and nothing of any
@@ -16,26 +27,36 @@ diverging rollout is a result (`Diverged`), and the job goes on with the next se
 from __future__ import annotations
 
 import math
+import uuid
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from app.compute import ComputeQueue
+from app.batching import BlockBatcher
+from app.compute import ModelCompute
 from app.state import RunRequest, SeriesSpec
 from app.store import BlockUpdate
+from engine.errors import LatentsimError
 from engine.metrics import ensemble_scores, rank_histogram
 from engine.pipeline import Pipeline
 from engine.rollout import (
     RolloutBlock,
     RolloutConfig,
     RolloutDivergedError,
+    RolloutRecord,
     RolloutStream,
+    TruthFrame,
+    TruthRecord,
     TruthStream,
+    advance_together,
     stream_rollout,
     stream_truth,
 )
+from engine.systems.base import SystemSpec
 from engine.zoo import Zoo
 
 Loader = Callable[[Zoo, str], Pipeline]
@@ -45,21 +66,25 @@ Loader = Callable[[Zoo, str], Pipeline]
 class Prepared:
     """The main pipeline is loaded and the solver run has its context frames.
 
-    `truth_frames`: how many truth frames existed when this was computed; a store takes
-    its colour limits from those only, so they never depend on when it is applied."""
+    `truth` grows as later units bring frames. `truth_frames`: how many truth frames
+    existed when this was computed; a store takes its colour limits from those only, so
+    they never depend on when it is applied."""
 
-    main: Pipeline
-    truth: TruthStream
+    spec: SystemSpec
+    truth: TruthRecord
     truth_frames: int
 
 
 @dataclass(frozen=True)
 class Opened:
-    """A series' rollout has started (its first block follows)."""
+    """A series' rollout has started (its first block follows); `record` gathers its
+    blocks as they arrive."""
 
     spec: SeriesSpec
-    pipeline: Pipeline
-    stream: RolloutStream
+    space: str
+    rate: float | None
+    cards: dict[str, Any]
+    record: RolloutRecord
 
 
 @dataclass(frozen=True)
@@ -108,45 +133,96 @@ async def compute_request(
     request: RunRequest,
     zoo: Zoo,
     load: Loader,
-    compute: ComputeQueue,
+    compute: ModelCompute,
 ) -> None:
-    """Compute `request` on the worker, emitting each result as it comes.
+    """Compute `request` on `compute`, emitting each result as it comes.
 
-    Cancelling the calling task stops it at the unit in progress; the solver run and the
-    rollouts are closed on the worker either way (a block may still be running there)."""
-    streams: list[RolloutStream | TruthStream] = []
+    Cancelling the calling task stops it at the unit in progress; the run's state is
+    dropped where it lives either way (after the unit in progress there, if any)."""
+    run_id = uuid.uuid4().hex
+    where = compute.place()
     try:
-        main, truth, context = await compute.run(_prepare, load, zoo, request)
-        streams.append(truth)
-        emit(Prepared(main, truth, len(truth.frames)))
+        prepared, frames = await compute.run(where, prepare, run_id, load, zoo, request)
+        truth = prepared.truth
+        truth.frames.extend(frames)
+        emit(prepared)
         for spec in request.series:
-            pipeline = main if spec.key == "main" else None
-            pipeline, stream, outcome = await compute.run(
-                _open, load, zoo, spec, pipeline, context, request, truth
-            )
-            streams.append(stream)
-            emit(Opened(spec, pipeline, stream))
+            opened, outcome, frames = await compute.run(where, open_series, run_id, spec)
+            truth.frames.extend(frames)
+            emit(opened)
             while isinstance(outcome, BlockUpdate):
+                opened.record.blocks.append(outcome.block)
                 emit(Computed(spec, outcome, len(truth.frames)))
-                outcome = await compute.run(_advance, spec.key, pipeline, stream, truth)
+                if compute.batch:  # stacked with other runs' blocks at the same place
+                    outcome, frames = await batcher_of(compute).advance(where, run_id, spec.key)
+                else:
+                    outcome, frames = await compute.run(where, advance, run_id, spec.key)
+                truth.frames.extend(frames)
             emit(Completed(spec) if outcome is None else Diverged(spec, outcome))
     finally:
-        for stream in streams:
-            compute.submit(stream.close)
+        compute.release(where, close_run, run_id)
 
 
-# -- units of work (on the compute worker) --------------------------------------------------
+_BATCHERS: weakref.WeakKeyDictionary[ModelCompute, BlockBatcher] = weakref.WeakKeyDictionary()
+
+
+def batcher_of(compute: ModelCompute) -> BlockBatcher:
+    """The one batcher of `compute`, shared by all its runs."""
+    if compute not in _BATCHERS:
+        _BATCHERS[compute] = BlockBatcher(compute, advance_many)
+    return _BATCHERS[compute]
+
+
+# -- units of work (where the compute runs them) ----------------------------------------------
 Outcome = BlockUpdate | RolloutDivergedError | None  # None: the rollout is complete
 
 
-def _prepare(
-    load: Callable[[Zoo, str], Pipeline], zoo: Zoo, request: RunRequest
-) -> tuple[Pipeline, TruthStream, torch.Tensor]:
-    """The main pipeline, the solver run and its context frames (c, C, X, Y).
+class RunLostError(LatentsimError):
+    """A unit of a run reached a process that does not hold the run's state."""
 
-    The truth is as long as the rollouts need, on the models' grid; its frames are
-    computed on demand, as blocks come in.
-    """
+    def __init__(self, run_id: str):
+        super().__init__(
+            f"the compute worker running this job stopped (run {run_id[:8]} is gone with "
+            "it); other runs are unaffected: press Run to start it again"
+        )
+
+
+@dataclass
+class LiveRun:
+    """A run's live objects, in the process that computes it."""
+
+    load: Loader
+    zoo: Zoo
+    request: RunRequest
+    main: Pipeline
+    truth: TruthStream
+    context: torch.Tensor
+    series: dict[str, tuple[Pipeline, RolloutStream]] = field(default_factory=dict)
+    shipped: int = 0  # truth frames already returned
+
+    def new_truth(self) -> list[TruthFrame]:
+        """The truth frames computed since the last unit returned."""
+        frames = self.truth.frames[self.shipped :]
+        self.shipped += len(frames)
+        return frames
+
+
+LIVE_RUNS: dict[str, LiveRun] = {}  # this process's runs, by id
+
+
+def _live(run_id: str) -> LiveRun:
+    try:
+        return LIVE_RUNS[run_id]
+    except KeyError:
+        raise RunLostError(run_id) from None
+
+
+def prepare(
+    run_id: str, load: Loader, zoo: Zoo, request: RunRequest
+) -> tuple[Prepared, list[TruthFrame]]:
+    """Load the main pipeline, start the solver run and compute its context frames (c,
+    C, X, Y). The truth is as long as the rollouts need, on the models' grid; its frames
+    are computed on demand, as blocks come in."""
     main = load(zoo, request.main.emulator)
     stride = max(s.frame_stride for s in request.series)
     spec = main.spec
@@ -163,25 +239,17 @@ def _prepare(
     context = torch.stack(
         [truth.frames[i * main.frame_stride].frame for i in range(request.context)]
     )
-    return main, truth, context
+    run = LiveRun(load, zoo, request, main, truth, context)
+    LIVE_RUNS[run_id] = run
+    new = run.new_truth()
+    return Prepared(spec, truth.record.detached(), len(new)), new
 
 
-def _extend(truth: TruthStream, frame: int) -> None:
-    while len(truth.frames) <= frame:
-        next(truth)
-
-
-def _open(
-    load: Callable[[Zoo, str], Pipeline],
-    zoo: Zoo,
-    spec: SeriesSpec,
-    pipeline: Pipeline | None,
-    context: torch.Tensor,
-    request: RunRequest,
-    truth: TruthStream,
-) -> tuple[Pipeline, RolloutStream, Outcome]:
+def open_series(run_id: str, spec: SeriesSpec) -> tuple[Opened, Outcome, list[TruthFrame]]:
     """Start one series' rollout and compute its first block."""
-    pipeline = pipeline if pipeline is not None else load(zoo, spec.emulator)
+    run = _live(run_id)
+    request = run.request
+    pipeline = run.main if spec.key == "main" else run.load(run.zoo, spec.emulator)
     config = RolloutConfig(
         members=spec.members,
         context=request.context,
@@ -190,19 +258,72 @@ def _open(
         steps=spec.steps,
         seed=request.seed,
     )
-    stream = stream_rollout(pipeline, context, request.conditions, config, context_start=0)
-    return pipeline, stream, _advance(spec.key, pipeline, stream, truth)
+    stream = stream_rollout(pipeline, run.context, request.conditions, config, context_start=0)
+    run.series[spec.key] = pipeline, stream
+    opened = Opened(spec, pipeline.space, pipeline.rate, pipeline.cards, stream.record.detached())
+    outcome = _scored(spec.key, pipeline, advance_together([stream])[0], run.truth)
+    return opened, outcome, run.new_truth()
 
 
-def _advance(key: str, pipeline: Pipeline, stream: RolloutStream, truth: TruthStream) -> Outcome:
-    """The next block with the truth frames it is compared to, its scores, AE floor and
+def advance(run_id: str, key: str) -> tuple[Outcome, list[TruthFrame]]:
+    """The next block of series `key`, scored, and the truth frames it needed."""
+    (result,) = advance_many([(run_id, key)])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def advance_many(
+    requests: list[tuple[str, str]],
+) -> list[tuple[Outcome, list[TruthFrame]] | Exception]:
+    """`advance` for several (run id, series key) at once: rollouts that run the same
+    model with the same sampler and steps make one network call together
+    (engine.rollout.advance_together). A request that fails gets its error in its
+    place, so one lost or failing run does not fail the others batched with it."""
+    results: list[tuple[Outcome, list[TruthFrame]] | Exception] = [
+        RunLostError(run_id) for run_id, _ in requests
+    ]  # replaced for every run this process holds
+    live = [
+        (index, LIVE_RUNS[run_id], key)
+        for index, (run_id, key) in enumerate(requests)
+        if run_id in LIVE_RUNS
+    ]
+    outcomes = advance_together([run.series[key][1] for _, run, key in live])
+    for (index, run, key), outcome in zip(live, outcomes, strict=True):
+        try:
+            scored = _scored(key, run.series[key][0], outcome, run.truth)
+            results[index] = scored, run.new_truth()
+        except Exception as err:  # that run's failure, reported to it alone
+            results[index] = err
+    return results
+
+
+def close_run(run_id: str) -> None:
+    """Drop a run's state and close its streams (nothing if it is gone already)."""
+    run = LIVE_RUNS.pop(run_id, None)
+    if run is None:
+        return
+    run.truth.close()
+    for _, stream in run.series.values():
+        stream.close()
+
+
+def _extend(truth: TruthStream, frame: int) -> None:
+    while len(truth.frames) <= frame:
+        next(truth)
+
+
+def _scored(
+    key: str,
+    pipeline: Pipeline,
+    outcome: RolloutBlock | RolloutDivergedError | None,
+    truth: TruthStream,
+) -> Outcome:
+    """A new block with the truth frames it is compared to, its scores, AE floor and
     rank histogram: all the numerics, so the event loop only copies results."""
-    try:
-        block = next(stream)
-    except StopIteration:
-        return None
-    except RolloutDivergedError as err:  # a result to report, not a failure of the job
-        return err
+    if not isinstance(outcome, RolloutBlock):
+        return outcome  # done, or diverged: a result to report, not a failure of the job
+    block = outcome
     _extend(truth, int(block.frame_index.max()))
     target = torch.stack([truth.frames[int(i)].frame for i in block.frame_index]).double()
     scores, rank = block_scores(block, target)

@@ -64,6 +64,16 @@ def check_integer(
     return int(value)
 
 
+def integer_setting(name: str, text: str, low: int, high: int | None = None) -> int:
+    """An integer setting given as text (an environment variable, a server argument):
+    ParameterError naming `name` and the text unless it is an integer in low..high."""
+    try:
+        value: object = int(text)
+    except ValueError:
+        value = text
+    return check_integer(name, value, low, high)
+
+
 def reject_unknown_fields(config_class: type, data: Mapping[str, Any], what: str) -> None:
     """Configs rebuilt from JSON refuse keys their dataclass lacks instead of dropping them."""
     known = {f.name for f in fields(config_class)}

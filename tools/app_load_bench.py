@@ -5,8 +5,16 @@ the shipped zoo unless --assets says otherwise) once per N, opens N pages of Deb
 headless chromium at once, each starting the default rollout by itself, and reports per
 session: the seconds from navigation to the controls (the Run button), to the first
 predicted frame and to the end of the default rollout, its final status and whether it
-shared its run with other sessions; plus the server's memory (RSS) when idle (after one
-warm-up session came and went), with the N sessions open, and again after they closed.
+shared its run with other sessions; plus the server's memory (RSS of the web process and
+of its compute workers) when idle (after one warm-up session came and went), with the N
+sessions open, and again after they closed; and the CPU seconds that the web process,
+the workers and the browsers used from opening the pages until every session was done.
+`--workers 0 2` serves once per setting of
+LATENTSIM_APP_WORKERS (0: models on the web process's thread, as before the workers),
+alternating the order from one N to the next, so the two are compared in one run.
+`--nice-browsers` runs the browsers at nice 19 once the pages are open: on one machine
+they otherwise take most of its CPU (the JSON shows how much), while in a classroom
+each student's browser runs on a machine of its own.
 
 By default every session opens the same page, so their requests are identical and one
 computation serves them all (app/shared_runs.py): a classroom opening the page.
@@ -20,13 +28,16 @@ Prints JSON. It measures whatever else the machine does: the load is reported.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.cluster import WORKERS_VARIABLE
 from tools.app_bench import (
     RECORDER_JS,
     REPO,
@@ -88,23 +99,95 @@ def session_urls(url: str, count: int, distinct_seeds: bool) -> list[str]:
     return [url] * count
 
 
-def server_rss_mb() -> float:
-    """RSS of the `panel serve` process this bench started (a child of this process)."""
+@dataclass(frozen=True)
+class Process:
+    parent: int
+    rss_mb: float
+    cpu_s: float  # user + system time so far
+    command: bytes
+
+
+def _processes() -> dict[int, Process]:
+    """Every process we can read, by pid."""
+    found = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             status = (entry / "status").read_text()
-            command = (entry / "cmdline").read_bytes().split(b"\0")
+            command = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if int(fields["PPid"]) == os.getpid() and b"serve" in command and "VmRSS" in fields:
-            return round(int(fields["VmRSS"].split()[0]) / 1024, 1)
-    raise RuntimeError("no `panel serve` child process found")
+        rss = int(fields["VmRSS"].split()[0]) / 1024 if "VmRSS" in fields else 0.0
+        cpu = (int(stat[11]) + int(stat[12])) / tick  # utime, stime
+        found[int(entry.name)] = Process(int(fields["PPid"]), rss, cpu, command)
+    return found
 
 
-def summary(count: int, per_session: list[dict[str, Any]], memory: dict[str, float]) -> dict:
+def _descendants(processes: dict[int, Process], root: int) -> list[int]:
+    found, frontier = [], [root]
+    while frontier:
+        frontier = [pid for pid, p in processes.items() if p.parent in frontier]
+        found += frontier
+    return found
+
+
+def _parts(processes: dict[int, Process]) -> tuple[int, list[int], list[int]]:
+    """The `panel serve` process this bench started, its descendants (compute workers and
+    their nannies) and this bench's other descendants (chromium, playwright's driver)."""
+    servers = [
+        pid for pid, p in processes.items() if p.parent == os.getpid() and b"serve" in p.command
+    ]
+    if not servers:
+        raise RuntimeError("no `panel serve` child process found")
+    server = servers[0]
+    workers = _descendants(processes, server)
+    browsers = sorted(set(_descendants(processes, os.getpid())) - {server, *workers})
+    return server, workers, browsers
+
+
+def usage() -> dict[str, dict[str, float]]:
+    """RSS (MB) and CPU seconds so far of the web process (with the Dask scheduler in
+    it) and of its workers, and CPU seconds of the browsers (see `_parts`)."""
+    processes = _processes()
+    server, workers, browsers = _parts(processes)
+    web = processes[server]
+    return {
+        "web": {"rss_mb": web.rss_mb, "cpu_s": web.cpu_s},
+        "workers": {
+            "rss_mb": sum(processes[pid].rss_mb for pid in workers),
+            "cpu_s": sum(processes[pid].cpu_s for pid in workers),
+        },
+        "browsers": {"cpu_s": sum(processes[pid].cpu_s for pid in browsers)},
+    }
+
+
+def nice_browsers() -> None:
+    """Give every thread of the browsers the lowest CPU priority (nice 19): the server
+    then gets the cores first, as if the students' browsers ran on their own machines,
+    while the pages still render (late) in what the server leaves."""
+    for pid in _parts(_processes())[2]:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.setpriority(os.PRIO_PROCESS, int(task.name), 19)
+
+
+def server_rss_mb() -> dict[str, float]:
+    """The server's memory: its web process, its compute workers and their total."""
+    now = usage()
+    web, workers = now["web"]["rss_mb"], now["workers"]["rss_mb"]
+    return {"web": round(web, 1), "workers": round(workers, 1), "total": round(web + workers, 1)}
+
+
+def cpu_seconds(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds each part used between two `usage()` readings."""
+    return {part: round(after[part]["cpu_s"] - before[part]["cpu_s"], 1) for part in after}
+
+
+def summary(count: int, per_session: list[dict[str, Any]], memory: dict[str, Any]) -> dict:
     """One N's result: per session, the worst of each measure, whether all finished."""
     return {
         "sessions": count,
@@ -138,7 +221,9 @@ def _result(page: Any, timeout_s: float) -> dict[str, Any]:
     }
 
 
-def _sessions(url: str, count: int, distinct_seeds: bool, timeout_s: float) -> dict[str, Any]:
+def _sessions(
+    url: str, count: int, distinct_seeds: bool, timeout_s: float, niced: bool
+) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -151,14 +236,18 @@ def _sessions(url: str, count: int, distinct_seeds: bool, timeout_s: float) -> d
             warm.close()
             time.sleep(5)
             memory = {"idle": server_rss_mb()}
+            before, start = usage(), time.monotonic()
             pages = []
             for address in session_urls(url, count, distinct_seeds):
                 page = browser.new_page(viewport=VIEWPORT)
                 page.add_init_script(WATCH_JS)
                 page.goto(address, wait_until="commit")
                 pages.append(page)
+            if niced:
+                nice_browsers()
             deadline = time.monotonic() + timeout_s
             results = [_result(page, max(deadline - time.monotonic(), 1.0)) for page in pages]
+            cpu = {"wall_s": round(time.monotonic() - start, 1), **cpu_seconds(before, usage())}
             memory["with_sessions"] = server_rss_mb()
             for page in pages:
                 page.close()
@@ -166,7 +255,7 @@ def _sessions(url: str, count: int, distinct_seeds: bool, timeout_s: float) -> d
             memory["after_close"] = server_rss_mb()
         finally:
             browser.close()
-    return summary(count, results, memory)
+    return {**summary(count, results, memory), "cpu_s_until_all_done": cpu}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -178,6 +267,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="one seed per session (nothing shared) instead of the same default page",
     )
     parser.add_argument("--assets", type=Path, help="zoo to serve (default: the shipped one)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        help="serve once per value of LATENTSIM_APP_WORKERS, alternating within each N "
+        "(default: the server's default, one worker process per core)",
+    )
+    parser.add_argument(
+        "--nice-browsers",
+        action="store_true",
+        help="run the sessions' browsers at nice 19, so the server is served first "
+        "(closer to a classroom, where each student's browser has its own machine)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per N")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
@@ -192,17 +294,24 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     load_before = [round(x, 2) for x in os.getloadavg()]
     runs = []
-    for count in args.sessions:
-        log = Path(os.environ.get("TMPDIR", "/tmp")) / f"app-load-bench-{count}.log"
-        with serve_app(args.assets, log=log) as url:
-            runs.append(_sessions(url, count, args.distinct_seeds, args.timeout))
-        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    for index, count in enumerate(args.sessions):
+        settings = args.workers or [None]
+        for workers in settings if index % 2 == 0 else settings[::-1]:
+            log = Path(os.environ.get("TMPDIR", "/tmp")) / f"app-load-bench-{count}.log"
+            env = {} if workers is None else {WORKERS_VARIABLE: str(workers)}
+            with serve_app(args.assets, log=log, env=env) as url:
+                runs.append(
+                    _sessions(url, count, args.distinct_seeds, args.timeout, args.nice_browsers)
+                )
+            runs[-1]["workers"] = "default" if workers is None else workers
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     report = {
         "command": "python -m tools.app_load_bench "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "wall_s": round(time.time() - started, 1),
         "requests": "one seed per session" if args.distinct_seeds else "identical (default page)",
+        "browsers": "nice 19" if args.nice_browsers else "same priority as the server",
         "cpu_count": os.cpu_count(),
         "load_average_before": load_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 from torch import Tensor, nn
 
+from engine.diffusion.noise import Generator
 from engine.diffusion.schedule import LogLogitSchedule
 from engine.errors import ParameterError, check_integer
 
@@ -150,7 +151,7 @@ class Denoiser(nn.Module):
         condition: Tensor | None = None,
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generator = None,
     ) -> Tensor:
         """Draw x from noise x1 (already ×σ_max) with hard conditioning on the context.
 

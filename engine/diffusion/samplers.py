@@ -26,9 +26,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
+from engine.diffusion.noise import Generator, randn
 from engine.diffusion.schedule import LogLogitSchedule
 from engine.errors import ParameterError, UnknownNameError, check_integer
 
@@ -69,9 +69,7 @@ class Sampler(ABC):
         steps = self.steps if steps is None else check_integer("steps", steps, 1)
         return self.evaluations_per_step * steps
 
-    def sample(
-        self, denoise: DenoiseFn, x1: Tensor, generator: torch.Generator | None = None
-    ) -> Tensor:
+    def sample(self, denoise: DenoiseFn, x1: Tensor, generator: Generator = None) -> Tensor:
         """Map noise x1 (already ×σ_max) at t = 1 to the state at σ_min (t = 0)."""
         sigmas = self.schedule.sampling_sigmas(self.steps)
         grid = sigmas.to(device=x1.device, dtype=x1.dtype)
@@ -87,13 +85,13 @@ class Sampler(ABC):
         evaluate: Callable[[Tensor, int], Tensor],
         x: Tensor,
         sigmas: Sequence[float],
-        generator: torch.Generator | None,
+        generator: Generator,
     ) -> Tensor:
         """Walk x from sigmas[0] to sigmas[-1]; evaluate(x, i) is x̂ at noise sigmas[i]."""
 
 
-def _noise(like: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+def _noise(like: Tensor, generator: Generator) -> Tensor:
+    return randn(like.shape, generator, like.device, like.dtype)
 
 
 class _OneStepSampler(Sampler):
@@ -111,7 +109,7 @@ class _OneStepSampler(Sampler):
         x: Tensor,
         i: int,
         sigmas: Sequence[float],
-        generator: torch.Generator | None,
+        generator: Generator,
     ) -> Tensor: ...
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from engine.diffusion import Sampler, leading_context_mask, sample_context_lengths
+from engine.diffusion.noise import Generator
 from engine.emulator.config import BackboneConfig
 from engine.errors import ParameterError
 
@@ -38,6 +39,10 @@ class Emulator(nn.Module, ABC):
     """Base class of the diffusion and deterministic emulators."""
 
     kind: ClassVar[str]  # "diffusion" | "deterministic"
+    # generate() draws all its noise through engine.diffusion.noise.randn (or none), so a
+    # StackedGenerator may stand in for the generator: rollouts of several sessions can
+    # share one call (engine.rollout.advance_together). Emulators without it run alone.
+    stacked_noise: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -84,7 +89,7 @@ class Emulator(nn.Module, ABC):
         label: Tensor,
         *,
         sampler: Sampler | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generator = None,
     ) -> Tensor:
         """(B, c, C, h, w) clean context and (B, P) labels -> the (B, L-c, C, h, w) frames
         that follow the context. The context frames themselves are not returned."""

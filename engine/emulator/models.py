@@ -35,6 +35,7 @@ from engine.diffusion import (
     diffusion_loss,
 )
 from engine.diffusion.denoiser import check_prediction
+from engine.diffusion.noise import randn
 from engine.emulator.backbone import Backbone
 from engine.emulator.base import Emulator
 from engine.emulator.config import BackboneConfig
@@ -92,9 +93,7 @@ class DiffusionEmulator(Emulator):
         sampler = default_sampler(self.schedule) if sampler is None else sampler
         if not isinstance(sampler, Sampler):
             raise ParameterError("sampler", sampler, "an engine.diffusion Sampler or None")
-        noise = torch.randn(
-            window.shape, generator=generator, device=window.device, dtype=window.dtype
-        )
+        noise = randn(window.shape, generator, window.device, window.dtype)
         x1 = sampler.schedule.sigma_max * noise
         x = self.denoiser.sample(sampler, x1, label, window, mask, generator)
         return x[:, length:]

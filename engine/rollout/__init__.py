@@ -15,15 +15,17 @@ The app, notebooks and the CLI all go through this module, so its conventions ar
 - Deterministic emulators ignore `members` > 1 (their members would be identical): the
   rollout has one member and says so in `coercions` / the `coercions` attribute.
 - Computation runs under torch.inference_mode(), entered around each step and never held
-  across a `yield`: inference mode is thread-local state, and holding it while the consumer
+  across a step: inference mode is thread-local state, and holding it while the consumer
   runs would leak it into the caller's code. Yielded tensors are ordinary (non-inference)
   CPU tensors.
 
 One module per job: `config` (RolloutConfig, RolloutDivergedError), `stream` (emulator
-rollouts), `truth` (solver runs and reconstructions), `scores` (score_rollout) and `cf`
-(Datasets with CF metadata). Everything public is re-exported here.
+rollouts and their picklable records), `batch` (several rollouts' next blocks in one
+network call), `truth` (solver runs and reconstructions), `scores` (score_rollout) and
+`cf` (Datasets with CF metadata). Everything public is re-exported here.
 """
 
+from engine.rollout.batch import advance_together
 from engine.rollout.cf import CONVENTIONS
 from engine.rollout.config import SEED_LIMIT, STREAM_ENSEMBLE, RolloutConfig, RolloutDivergedError
 from engine.rollout.scores import (
@@ -34,9 +36,16 @@ from engine.rollout.scores import (
     SCORED_ATTRS,
     score_rollout,
 )
-from engine.rollout.stream import RolloutBlock, RolloutStream, rollout, stream_rollout
+from engine.rollout.stream import (
+    RolloutBlock,
+    RolloutRecord,
+    RolloutStream,
+    rollout,
+    stream_rollout,
+)
 from engine.rollout.truth import (
     TruthFrame,
+    TruthRecord,
     TruthStream,
     reconstruct,
     stream_truth,
@@ -55,9 +64,12 @@ __all__ = [
     "RolloutBlock",
     "RolloutConfig",
     "RolloutDivergedError",
+    "RolloutRecord",
     "RolloutStream",
     "TruthFrame",
+    "TruthRecord",
     "TruthStream",
+    "advance_together",
     "reconstruct",
     "rollout",
     "score_rollout",

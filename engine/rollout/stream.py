@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
 import xarray
 
+from engine.diffusion import Sampler
+from engine.emulator.base import Emulator
 from engine.errors import ParameterError, check_integer
 from engine.pipeline import Pipeline, resolve_conditions
 from engine.rollout.cf import conditions_attrs, cpu_copy, dataset_frames, fields_dataset
 from engine.rollout.config import STREAM_ENSEMBLE, RolloutConfig, RolloutDivergedError
-from engine.systems.base import seed_generator
+from engine.systems.base import SystemSpec, seed_generator
 
 
 @dataclass(frozen=True)
@@ -51,26 +53,32 @@ class Clock:
 
 
 class Stream(Generic[T]):
-    """An iterator over a generator that keeps what it yielded and can be closed.
+    """An iterator that keeps what it yielded and can be closed.
 
-    `close()` (or leaving a `with` block) stops the work: the generator is closed at the
-    `yield` it is suspended in, and nothing after it runs.
+    `close()` (or leaving a `with` block) stops the work: nothing more is computed, and
+    iterating ends.
     """
 
-    def __init__(self, generator: Iterator[T]):
-        self._generator = generator
+    def __init__(self) -> None:
         self.items: list[T] = []
+        self.closed = False
 
     def __iter__(self) -> Stream[T]:
         return self
 
     def __next__(self) -> T:
-        item = next(self._generator)
+        if self.closed:
+            raise StopIteration
+        item = self._produce()
         self.items.append(item)
         return item
 
+    def _produce(self) -> T:
+        """The next item (StopIteration when there is none)."""
+        raise NotImplementedError
+
     def close(self) -> None:
-        self._generator.close()  # type: ignore[attr-defined]
+        self.closed = True
 
     def __enter__(self) -> Stream[T]:
         return self
@@ -80,107 +88,49 @@ class Stream(Generic[T]):
 
 
 # -- emulator rollouts -----------------------------------------------------------------
-class RolloutStream(Stream[RolloutBlock]):
-    """Blocks of an emulator rollout, as they are computed.
+@dataclass
+class RolloutRecord:
+    """A rollout's blocks and what labels them, without the models.
 
-    Attributes: the effective `config`, its `coercions`, the full `conditions` (defaults
-    filled in) and `context_start`. `dataset()` gathers the blocks yielded so far, so a
-    cancelled or diverged rollout still gives its valid part.
+    Picklable and small apart from the blocks, so a rollout computed in one process (a
+    compute worker) can be gathered, shown and saved in another (the app's web process):
+    ship `detached()` once, then append the blocks as they arrive.
     """
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        context: torch.Tensor,
-        conditions: dict[str, Any],
-        config: RolloutConfig,
-        coercions: tuple[str, ...],
-        context_start: int,
-    ):
-        self.pipeline, self.conditions, self.config = pipeline, conditions, config
-        self.coercions, self.context_start = coercions, context_start
-        self._label = pipeline.label(conditions)
-        super().__init__(self._run(context))
+    spec: SystemSpec
+    kind: str
+    description: dict[str, Any]  # Pipeline.describe()
+    frame_stride: int
+    config: RolloutConfig
+    conditions: dict[str, Any]
+    coercions: tuple[str, ...]
+    context_start: int
+    blocks: list[RolloutBlock] = field(default_factory=list)
 
-    @property
-    def blocks(self) -> list[RolloutBlock]:
-        return self.items
+    def detached(self) -> RolloutRecord:
+        """The same record with no blocks: what to send before the blocks."""
+        return replace(self, blocks=[])
 
     def lead_time(self, lead: np.ndarray) -> np.ndarray:
-        return lead * (self.pipeline.spec.frame_dt * self.pipeline.frame_stride)
+        return lead * (self.spec.frame_dt * self.frame_stride)
 
     def frame_index(self, lead: np.ndarray) -> np.ndarray:
-        return self.context_start + (self.config.context - 1 + lead) * self.pipeline.frame_stride
-
-    def _run(self, context: torch.Tensor) -> Iterator[RolloutBlock]:
-        pipeline, config, emulator = self.pipeline, self.config, self.pipeline.emulator
-        members, c = config.members, config.context
-        per_call = pipeline.window - c
-        clock = Clock()
-        with clock, torch.inference_mode():
-            window = pipeline.encode(context).unsqueeze(0).repeat(members, 1, 1, 1, 1)
-            label = self._label.expand(members, -1)
-            sampler = config.make_sampler() if pipeline.kind == "diffusion" else None
-            generator = torch.Generator(device=pipeline.device)
-            generator.manual_seed(seed_generator(config.seed, STREAM_ENSEMBLE).initial_seed())
-            nfe_per_call = int(emulator.nfe(sampler))
-        expected = (members, per_call, *window.shape[2:])
-        produced = nfe = 0
-        while produced < config.horizon:
-            with clock:
-                with torch.inference_mode():
-                    new = emulator.generate(window, label, sampler=sampler, generator=generator)
-                    if tuple(new.shape) != expected:
-                        raise ParameterError("emulator output shape", tuple(new.shape), expected)
-                    take = min(per_call, config.horizon - produced)
-                    kept = new[:, :take]
-                    frames = pipeline.decode(kept)
-                    lead = np.arange(produced + 1, produced + take + 1)
-                    self._check_finite(kept, frames, lead)
-                    window = torch.cat([window, new], dim=1)[:, -c:]
-                frames = cpu_copy(frames)
-                latents = cpu_copy(kept) if pipeline.space == "latent" else None
-            produced += take
-            nfe += nfe_per_call
-            yield RolloutBlock(
-                lead=lead,
-                lead_time=self.lead_time(lead),
-                frame_index=self.frame_index(lead),
-                frames=frames,
-                latents=latents,
-                progress=produced / config.horizon,
-                elapsed=clock.total,
-                seconds_per_frame=clock.total / produced,
-                nfe=nfe,
-            )
-
-    def _check_finite(self, model: torch.Tensor, frames: torch.Tensor, lead: np.ndarray) -> None:
-        finite = torch.isfinite(model).flatten(2).all(2) & torch.isfinite(frames).flatten(2).all(2)
-        if bool(finite.all()):
-            return
-        bad_frame, bad_member = (~finite).T.nonzero()[0].tolist()  # earliest frame first
-        frame = frames[bad_member, bad_frame]
-        channels = self.pipeline.spec.channel_names
-        where = [name for i, name in enumerate(channels) if not bool(frame[i].isfinite().all())]
-        lead_value = int(lead[bad_frame])
-        raise RolloutDivergedError(
-            bad_member, lead_value, float(self.lead_time(lead_value)), where or ["latents"]
-        )
+        return self.context_start + (self.config.context - 1 + lead) * self.frame_stride
 
     def dataset(self, blocks: int | None = None) -> xarray.Dataset:
         """The blocks so far (the first `blocks` of them, if given: what a viewer that has
         shown only those offers) as a Dataset with dims (member, time, x, y); see `rollout`."""
-        spec, config = self.pipeline.spec, self.config
+        spec, config = self.spec, self.config
         kept = self.blocks[:blocks]
         grid = spec.grid.shape
         empty = np.zeros((config.members, 0, len(spec.channel_names), *grid), np.float32)
         frames = np.concatenate([empty, *(b.frames.numpy() for b in kept)], axis=1)
         lead = np.concatenate([np.zeros(0, np.int64), *(b.lead for b in kept)])
         last = kept[-1] if kept else None
-        diffusion = self.pipeline.kind == "diffusion"
+        diffusion = self.kind == "diffusion"
         attrs = {
-            "title": f"{spec.title}: {self.pipeline.kind} emulator rollout",
-            **self.pipeline.describe(),
+            "title": f"{spec.title}: {self.kind} emulator rollout",
+            **self.description,
             "sampler": config.sampler if diffusion else "none",
             "sampler_options": json.dumps(dict(config.sampler_options) if diffusion else {}),
             "steps": config.steps if diffusion else 0,
@@ -216,6 +166,149 @@ class RolloutStream(Stream[RolloutBlock]):
             "frame": ("time", self.frame_index(lead), {"long_name": "matching truth frame"}),
         }
         return fields_dataset(spec, frames, ("member", "time"), coords, attrs)
+
+
+@dataclass(frozen=True)
+class EmulatorCall:
+    """The inputs of a rollout's next emulator call (K members along the batch)."""
+
+    emulator: Emulator
+    window: torch.Tensor  # (K, c, *latent or pixel shape)
+    label: torch.Tensor  # (K, P)
+    sampler: Sampler | None
+    generator: torch.Generator
+
+
+class RolloutStream(Stream[RolloutBlock]):
+    """Blocks of an emulator rollout, as they are computed.
+
+    Attributes: the effective `config`, its `coercions`, the full `conditions` (defaults
+    filled in) and `context_start`. `record` holds the blocks yielded so far, so a
+    cancelled or diverged rollout still gives its valid part (`dataset()`).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        context: torch.Tensor,
+        conditions: dict[str, Any],
+        config: RolloutConfig,
+        coercions: tuple[str, ...],
+        context_start: int,
+    ):
+        self.pipeline, self.conditions, self.config = pipeline, conditions, config
+        self.coercions, self.context_start = coercions, context_start
+        super().__init__()
+        self.record = RolloutRecord(
+            pipeline.spec,
+            pipeline.kind,
+            pipeline.describe(),
+            pipeline.frame_stride,
+            config,
+            conditions,
+            coercions,
+            context_start,
+            blocks=self.items,
+        )
+        self.produced = self.nfe = 0  # frames and network evaluations so far
+        self._clock = Clock()
+        members = config.members
+        with self._clock, torch.inference_mode():
+            self._window = pipeline.encode(context).unsqueeze(0).repeat(members, 1, 1, 1, 1)
+            self._labels = pipeline.label(conditions).expand(members, -1)
+            self._sampler = config.make_sampler() if pipeline.kind == "diffusion" else None
+            self._generator = torch.Generator(device=pipeline.device)
+            self._generator.manual_seed(seed_generator(config.seed, STREAM_ENSEMBLE).initial_seed())
+            self._nfe_per_call = int(pipeline.emulator.nfe(self._sampler))
+
+    @property
+    def blocks(self) -> list[RolloutBlock]:
+        return self.items
+
+    def lead_time(self, lead: np.ndarray) -> np.ndarray:
+        return self.record.lead_time(lead)
+
+    def frame_index(self, lead: np.ndarray) -> np.ndarray:
+        return self.record.frame_index(lead)
+
+    def dataset(self, blocks: int | None = None) -> xarray.Dataset:
+        """The blocks so far as a Dataset; see `RolloutRecord.dataset`."""
+        return self.record.dataset(blocks)
+
+    # -- one emulator call at a time, alone or stacked with other rollouts' ----------------
+    @property
+    def done(self) -> bool:
+        """Closed, diverged, or at the horizon: no more emulator calls."""
+        return self.closed or self.produced >= self.config.horizon
+
+    def next_call(self) -> EmulatorCall:
+        """The inputs of the next emulator call (StopIteration when done)."""
+        if self.done:
+            raise StopIteration
+        return EmulatorCall(
+            self.pipeline.emulator, self._window, self._labels, self._sampler, self._generator
+        )
+
+    def _produce(self) -> RolloutBlock:
+        call = self.next_call()
+        with self._clock, torch.inference_mode():
+            new = call.emulator.generate(
+                call.window, call.label, sampler=call.sampler, generator=call.generator
+            )
+        return self._block(new)
+
+    def accept(self, new: torch.Tensor, seconds: float) -> RolloutBlock:
+        """The block from `new`, this rollout's rows of a call computed elsewhere (stacked
+        with other rollouts', `advance_together`) in `seconds` of this rollout's share."""
+        self._clock.total += seconds
+        block = self._block(new)
+        self.items.append(block)
+        return block
+
+    def _block(self, new: torch.Tensor) -> RolloutBlock:
+        """Decode and check the call's output, slide the window, make the block."""
+        pipeline, config = self.pipeline, self.config
+        per_call = pipeline.window - config.context
+        expected = (config.members, per_call, *self._window.shape[2:])
+        with self._clock:
+            with torch.inference_mode():
+                if tuple(new.shape) != expected:
+                    raise ParameterError("emulator output shape", tuple(new.shape), expected)
+                take = min(per_call, config.horizon - self.produced)
+                kept = new[:, :take]
+                frames = pipeline.decode(kept)
+                lead = np.arange(self.produced + 1, self.produced + take + 1)
+                self._check_finite(kept, frames, lead)
+                self._window = torch.cat([self._window, new], dim=1)[:, -config.context :]
+            frames = cpu_copy(frames)
+            latents = cpu_copy(kept) if pipeline.space == "latent" else None
+        self.produced += take
+        self.nfe += self._nfe_per_call
+        return RolloutBlock(
+            lead=lead,
+            lead_time=self.lead_time(lead),
+            frame_index=self.frame_index(lead),
+            frames=frames,
+            latents=latents,
+            progress=self.produced / config.horizon,
+            elapsed=self._clock.total,
+            seconds_per_frame=self._clock.total / self.produced,
+            nfe=self.nfe,
+        )
+
+    def _check_finite(self, model: torch.Tensor, frames: torch.Tensor, lead: np.ndarray) -> None:
+        finite = torch.isfinite(model).flatten(2).all(2) & torch.isfinite(frames).flatten(2).all(2)
+        if bool(finite.all()):
+            return
+        bad_frame, bad_member = (~finite).T.nonzero()[0].tolist()  # earliest frame first
+        frame = frames[bad_member, bad_frame]
+        channels = self.pipeline.spec.channel_names
+        where = [name for i, name in enumerate(channels) if not bool(frame[i].isfinite().all())]
+        lead_value = int(lead[bad_frame])
+        self.closed = True  # nothing valid can follow
+        raise RolloutDivergedError(
+            bad_member, lead_value, float(self.lead_time(lead_value)), where or ["latents"]
+        )
 
 
 def stream_rollout(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from engine.rollout.cf import conditions_attrs, cpu_copy, dataset_frames, fields
 from engine.rollout.config import SEED_LIMIT
 from engine.rollout.stream import Clock, Stream
 from engine.systems import get_system
-from engine.systems.base import System
+from engine.systems.base import System, SystemSpec
 
 
 @dataclass(frozen=True)
@@ -31,48 +31,24 @@ class TruthFrame:
     elapsed: float  # seconds spent computing so far
 
 
-class TruthStream(Stream[TruthFrame]):
-    """Solver frames of one trajectory as they are computed; `dataset()` gathers them."""
+@dataclass
+class TruthRecord:
+    """A solver run's frames and what labels them, without the solver: picklable, so the
+    frames computed in a compute worker can be gathered and saved in another process."""
 
-    def __init__(
-        self,
-        system: System,
-        conditions: dict[str, Any],
-        seed: int,
-        n_frames: int,
-        device: torch.device,
-        dtype: torch.dtype,
-    ):
-        self.system, self.conditions, self.seed, self.n_frames = system, conditions, seed, n_frames
-        super().__init__(self._run(device, dtype))
+    spec: SystemSpec
+    conditions: dict[str, Any]
+    seed: int
+    n_frames: int
+    frames: list[TruthFrame] = field(default_factory=list)
 
-    @property
-    def frames(self) -> list[TruthFrame]:
-        return self.items
-
-    def _run(self, device: torch.device, dtype: torch.dtype) -> Iterator[TruthFrame]:
-        times = self.system.spec.frame_times(self.n_frames)
-        clock = Clock()
-        solver = self.system.frames(
-            [self.conditions], [self.seed], n_frames=self.n_frames, device=device, dtype=dtype
-        )
-        for index in range(self.n_frames):
-            # no_grad rather than inference_mode: solvers cache tensors across calls
-            # (spectral coefficients), and inference tensors in a shared cache would break
-            # later in-place use outside inference mode.
-            with clock, torch.no_grad():
-                frame = next(solver)[0]
-            yield TruthFrame(
-                index=index,
-                time=float(times[index]),
-                frame=cpu_copy(frame),
-                progress=(index + 1) / self.n_frames,
-                elapsed=clock.total,
-            )
+    def detached(self) -> TruthRecord:
+        """The same record with no frames: what to send before the frames."""
+        return replace(self, frames=[])
 
     def dataset(self) -> xarray.Dataset:
         """The frames so far as a Dataset with dims (time, x, y); see `truth_dataset`."""
-        spec = self.system.spec
+        spec = self.spec
         empty = np.zeros((0, len(spec.channel_names), *spec.grid.shape), np.float32)
         frames = np.concatenate([empty, *(f.frame.numpy()[None] for f in self.frames)])
         index = np.arange(len(self.frames))
@@ -96,6 +72,60 @@ class TruthStream(Stream[TruthFrame]):
             "frame": ("time", index, {"long_name": "stored-frame index"}),
         }
         return fields_dataset(spec, frames, ("time",), coords, attrs)
+
+
+class TruthStream(Stream[TruthFrame]):
+    """Solver frames of one trajectory as they are computed; `record` gathers them."""
+
+    def __init__(
+        self,
+        system: System,
+        conditions: dict[str, Any],
+        seed: int,
+        n_frames: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ):
+        self.system, self.conditions, self.seed, self.n_frames = system, conditions, seed, n_frames
+        super().__init__()
+        self.record = TruthRecord(system.spec, conditions, seed, n_frames, frames=self.items)
+        self._solver = self._run(device, dtype)
+
+    @property
+    def frames(self) -> list[TruthFrame]:
+        return self.items
+
+    def _produce(self) -> TruthFrame:
+        return next(self._solver)
+
+    def close(self) -> None:
+        """Stop the solver where it is suspended (nothing after it runs)."""
+        super().close()
+        self._solver.close()
+
+    def _run(self, device: torch.device, dtype: torch.dtype) -> Iterator[TruthFrame]:
+        times = self.system.spec.frame_times(self.n_frames)
+        clock = Clock()
+        solver = self.system.frames(
+            [self.conditions], [self.seed], n_frames=self.n_frames, device=device, dtype=dtype
+        )
+        for index in range(self.n_frames):
+            # no_grad rather than inference_mode: solvers cache tensors across calls
+            # (spectral coefficients), and inference tensors in a shared cache would break
+            # later in-place use outside inference mode.
+            with clock, torch.no_grad():
+                frame = next(solver)[0]
+            yield TruthFrame(
+                index=index,
+                time=float(times[index]),
+                frame=cpu_copy(frame),
+                progress=(index + 1) / self.n_frames,
+                elapsed=clock.total,
+            )
+
+    def dataset(self) -> xarray.Dataset:
+        """The frames so far as a Dataset with dims (time, x, y); see `truth_dataset`."""
+        return self.record.dataset()
 
 
 def stream_truth(

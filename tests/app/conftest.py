@@ -8,6 +8,7 @@ import pytest
 from app_zoo import build_zoo
 from playwright.sync_api import sync_playwright
 
+from app.cluster import ComputeSettings, start_model_compute, stop_model_compute
 from engine.zoo import Zoo, load_zoo
 from tools.app_bench import CHROMIUM, launch_chromium
 
@@ -34,3 +35,12 @@ def browser():
         chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def in_process_model_compute():
+    """Headless tests run models on the local compute thread (LATENTSIM_APP_WORKERS=0);
+    servers started as subprocesses keep the default, Dask workers (tests/app/test_cluster.py
+    covers those)."""
+    yield start_model_compute(ComputeSettings(workers=0))
+    stop_model_compute()

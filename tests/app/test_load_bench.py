@@ -13,7 +13,9 @@ URL = "http://127.0.0.1:5006/app"
 
 def test_arguments_and_their_defaults():
     args = parse_args([])
-    assert args.sessions == [1, 4, 8, 16] and not args.distinct_seeds
+    assert args.sessions == [1, 4, 8, 16] and not args.distinct_seeds and args.workers is None
+    assert parse_args(["--workers", "0", "2"]).workers == [0, 2] and not args.nice_browsers
+    assert parse_args(["--nice-browsers"]).nice_browsers
     args = parse_args(["--sessions", "2", "8", "--distinct-seeds", "--timeout", "60"])
     assert (args.sessions, args.distinct_seeds, args.timeout) == ([2, 8], True, 60.0)
     with pytest.raises(SystemExit):

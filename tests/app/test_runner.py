@@ -96,8 +96,7 @@ def test_cancel_stops_after_the_block_in_progress(tiny_zoo, request_for):
     assert main.ready == 2 and main.status == "cancelled"
     assert store.series["reference"].status == "waiting"  # never started
     assert not store.running and store.status == "cancelled after 2 frames"
-    with pytest.raises(StopIteration):  # the rollout's generator was closed
-        next(main.stream)
+    assert app.work.LIVE_RUNS == {}  # the run's solver and rollouts were dropped
 
 
 def test_a_new_run_replaces_the_running_one(tiny_zoo, request_for):

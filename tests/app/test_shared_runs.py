@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-import numpy as np
 import pytest
 from app_zoo import diverging
+from store_snapshots import alone, assert_same, snapshot
 
 import app.work
-from app.compute import ComputeQueue
+from app.compute import ComputeQueue, InProcessCompute
 from app.models import load_pipeline
 from app.runner import Runner, queued_text
 from app.shared_runs import (
@@ -31,14 +31,19 @@ HORIZON = 6  # 3 blocks of 2 frames per series
 
 
 class CountingQueue(ComputeQueue):
-    """The compute worker, counting the units of work submitted by name."""
+    """The local compute thread, counting the units of work submitted by name (the
+    blocks of a batch one by one)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.units: Counter[str] = Counter()
 
     def submit(self, function, *args):
-        self.units[getattr(function, "__name__", "close")] += 1
+        name = getattr(function, "__name__", "close")
+        if name == "advance_many":  # a batch of blocks: count each block
+            self.units["advance"] += len(args[0])
+        else:
+            self.units[name] += 1
         return super().submit(function, *args)
 
     def drain(self) -> None:
@@ -63,76 +68,23 @@ def compute():
 
 
 @pytest.fixture
-def sessions(tiny_zoo, compute):
+def sessions_compute(compute):
+    return InProcessCompute(compute)
+
+
+@pytest.fixture
+def sessions(tiny_zoo, sessions_compute):
     """Runners of separate sessions on one server: one compute queue, one SharedRuns."""
     runs = SharedRuns(keep=2, measure=results_bytes)
 
     def make(n: int, **options) -> list[Runner]:
         return [
-            Runner(RunStore(), zoo=lambda: tiny_zoo, compute=compute, runs=runs, **options)
+            Runner(RunStore(), zoo=lambda: tiny_zoo, compute=sessions_compute, runs=runs, **options)
             for _ in range(n)
         ]
 
     make.runs = runs
     return make
-
-
-def alone(tiny_zoo, request, **options) -> RunStore:
-    """The store of a session that ran `request` by itself (nothing shared)."""
-    store = RunStore()
-    runner = Runner(store, zoo=lambda: tiny_zoo, runs=SharedRuns(keep=0), **options)
-    asyncio.run(runner.run(request))
-    return store
-
-
-def snapshot(store: RunStore) -> dict:
-    """What a session shows: every series' frames, scores, floor, reconstructions,
-    latents, rank histogram and status, the truth, the colour limits and the progress."""
-    out = {
-        "status": store.status,
-        "progress": store.progress,
-        "running": store.running,
-        "truth": [f.frame.numpy() for f in store.truth.frames] if store.truth else None,
-        "clims": {name: store.clim(name) for name in store.spec.channel_names},
-    }
-    for key, series in store.series.items():
-        out[key] = {
-            "status": series.status,
-            "ready": series.ready,
-            "members": series.members,
-            "leads": [b.lead.tolist() for b in series.blocks],
-            "frames": [b.frames.numpy() for b in series.blocks],
-            "scores": series.scores,
-            "floor": series.floor,
-            "recon": series.recon,
-            "latents": series.truth_latents,
-            "rank": (series.rank_sum, series.rank_leads),
-            "download": without_timing(series.dataset()),
-        }
-    return out
-
-
-def without_timing(dataset):
-    """The download, less its compute time (which differs between two computations)."""
-    dataset.attrs.pop("elapsed_s")
-    return dataset
-
-
-def assert_same(actual, expected, where="store") -> None:
-    if isinstance(expected, dict):
-        assert set(actual) == set(expected), where
-        for key in expected:
-            assert_same(actual[key], expected[key], f"{where}[{key!r}]")
-    elif isinstance(expected, list | tuple):
-        assert len(actual) == len(expected), where
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            assert_same(a, e, f"{where}[{i}]")
-    elif isinstance(expected, np.ndarray):
-        np.testing.assert_array_equal(actual, expected, err_msg=where)
-    elif hasattr(expected, "identical"):  # an xarray Dataset
-        assert actual.identical(expected), where
-    else:
-        assert actual == expected, where
 
 
 async def until(condition, timeout_s: float = 30.0) -> None:
@@ -166,7 +118,7 @@ def test_a_session_that_joins_ends_with_the_same_store_as_alone(
     expected = snapshot(alone(tiny_zoo, request))
     assert_same(snapshot(first.store), expected)
     assert_same(snapshot(second.store), expected)
-    assert compute.units["_prepare"] == 1 and compute.units["_open"] == 2  # computed once
+    assert compute.units["prepare"] == 1 and compute.units["open_series"] == 2  # computed once
     assert second.job.subscription.joined == (
         "finished" if join == "after the end" else "in progress"
     )
@@ -233,7 +185,7 @@ def test_cancelling_one_session_leaves_the_others_run_complete(
     download = leaving.store.series["main"].dataset()  # what it shows, not what went on
     assert download.sizes["time"] == 2 and download.attrs["complete"] == 0
     assert_same(snapshot(staying.store), snapshot(alone(tiny_zoo, request)))
-    assert compute.units["_open"] == 2 and compute.units["_advance"] == 6  # all of it, once
+    assert compute.units["open_series"] == 2 and compute.units["advance"] == 6  # all of it, once
 
 
 def test_the_last_session_leaving_stops_the_computation(tiny_zoo, request_for, sessions, compute):
@@ -258,12 +210,10 @@ def test_the_last_session_leaving_stops_the_computation(tiny_zoo, request_for, s
     asyncio.run(scenario())
     compute.drain()
     # Prepared, the main series' first block, at most the block in progress: no more.
-    assert compute.units["_prepare"] == 1 and compute.units["_open"] == 1
-    assert compute.units["_advance"] <= 1
+    assert compute.units["prepare"] == 1 and compute.units["open_series"] == 1
+    assert compute.units["advance"] <= 1
     assert sessions.runs.running == 0 and sessions.runs.finished_keys == []  # not kept
-    stream = runners[0].job.subscription.run.events[1].stream
-    with pytest.raises(StopIteration):  # the rollout was closed on the worker
-        next(stream)
+    assert compute.units["close_run"] == 1 and app.work.LIVE_RUNS == {}  # dropped there
 
 
 @pytest.mark.parametrize(
@@ -278,7 +228,7 @@ def test_requests_that_differ_are_not_shared(request_for, sessions, compute, cha
         await asyncio.gather(runners[0].start(base), runners[1].start(other))
 
     asyncio.run(scenario())
-    assert compute.units["_prepare"] == 2
+    assert compute.units["prepare"] == 2
     assert [r.job.subscription.joined for r in runners] == ["started", "started"]
 
 

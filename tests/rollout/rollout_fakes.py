@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from engine.autoencoder.config import AutoencoderConfig
 from engine.diffusion import Sampler
+from engine.diffusion.noise import randn
 from engine.pipeline import Pipeline
 from engine.preprocessing import Preprocessing
 from engine.systems.base import (
@@ -182,6 +183,7 @@ class GaussianDiffusion(FakeEmulator):
     """
 
     kind = "diffusion"
+    stacked_noise = True  # its noise comes from engine.diffusion.noise.randn
     SCALE = 0.5
 
     def step(self, context, label, sampler, generator, n):
@@ -191,7 +193,7 @@ class GaussianDiffusion(FakeEmulator):
         def denoise(x_t: Tensor, sigma: Tensor) -> Tensor:
             return mean + s2 / (s2 + sigma**2) * (x_t - mean)
 
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        noise = randn(mean.shape, generator, mean.device, mean.dtype)
         return sampler.sample(denoise, sampler.schedule.sigma_max * noise, generator)
 
 
