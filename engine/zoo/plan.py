@@ -48,9 +48,6 @@ AUTOENCODER_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
 # Kolmogorov x48 diverged early at the recipe's lr 2e-3 and trains smoothly at 1e-3
 # (docs/zoo.md).
 AUTOENCODER_RATE_SETTINGS["kolmogorov", 48]["lr"] = 1e-3
-# Euler x80 trains with PSGD-Kron at lr 5e-4: at 1500 steps, side by side with AdamW at
-# lr 2e-3, test VRMSE 0.246 against 0.293 (docs/zoo.md, "Training levers").
-AUTOENCODER_RATE_SETTINGS["euler_quadrants", 80].update(optimizer="psgd_kron", lr=5e-4)
 # Options a plan entry may set beyond preset/steps/batch/lr: (train-* flag, where the card
 # records it, the value a card without it was trained with).
 TRAINING_KNOBS: dict[str, tuple[str, tuple[str, str], Any]] = {
