@@ -160,8 +160,8 @@ def test_a_killed_worker_fails_only_its_run_and_a_new_run_works(
 
     asyncio.run(scenario())
     assert killed and placed[0] != placed[1]  # one run per worker
-    assert victim.store.status.startswith("failed: "), victim.store.status
-    assert "compute worker" in victim.store.status
+    lost = "failed: ComputeUnavailableError: the compute worker running this job was lost"
+    assert victim.store.status.startswith(lost), victim.store.status
     level, message = victim.store.notice
     assert level == "error" and "press Run to start it again" in message
     assert bystander.store.status.startswith("done: 40 frames"), bystander.store.status
