@@ -139,7 +139,9 @@ class DaskCompute:
     def place(self) -> Hashable:
         """The connected worker with the fewest runs placed on it (one round trip to the
         scheduler: a millisecond on a local cluster)."""
-        workers = list(self.client.scheduler_info()["workers"])
+        # Asked of the scheduler each time: the client's cached `scheduler_info()` is
+        # refreshed in the background and can be caught holding no workers.
+        workers = list(self.client.nthreads())
         if not workers:
             address = self.client.scheduler.address
             raise ComputeUnavailableError(f"no Dask worker is connected to {address}")
@@ -261,6 +263,6 @@ def stop_model_compute() -> None:
 def describe(compute: ModelCompute) -> str:
     """One line for the log and the page: where model runs go."""
     if isinstance(compute, DaskCompute):
-        workers = len(compute.client.scheduler_info()["workers"])
+        workers = len(compute.client.nthreads())
         return f"Dask scheduler {compute.client.scheduler.address}, {workers} workers"
     return "the web process's compute thread"
