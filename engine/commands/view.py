@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         command.append("--show")
     print(f"latentsim view: http://{origin}/app", flush=True)
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 130
+    # Become the server rather than wait for it: a signal to `latentsim view` (Ctrl-C, a
+    # service manager's SIGTERM) then reaches the server and its compute workers, instead
+    # of leaving them running as orphans.
+    os.execve(command[0], command, env)
