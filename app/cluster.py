@@ -43,7 +43,7 @@ import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from app.compute import COMPUTE, InProcessCompute, ModelCompute
+from app.compute import COMPUTE, InProcessCompute, ModelCompute, PendingCount
 from engine.errors import LatentsimError, integer_setting
 
 T = TypeVar("T")
@@ -95,8 +95,8 @@ class DaskCompute:
     def __init__(self, client: Any, cluster: Any = None, *, batch: bool = True):
         self.client, self.cluster, self.batch = client, cluster, batch
         self._placed: Counter[str] = Counter()
-        self._pending = 0
-        self._lock = threading.Lock()
+        self._pending = PendingCount()
+        self._lock = threading.Lock()  # for _placed
 
     @classmethod
     def start(cls, settings: ComputeSettings) -> DaskCompute:
@@ -117,8 +117,8 @@ class DaskCompute:
             # The nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also pins
             # glibc's mmap threshold: every tensor over 128 KiB is then a fresh mmap and
             # page faults, and a default rollout took 13.6 s instead of 7.7 s (docs/app.md).
-            dask.config.set({TRIM_SETTING: None})  # for the nannies' restarts too
-            dask.config.set({NO_WORKERS_SETTING: NO_WORKERS_TIMEOUT})
+            # Set for the process, not a `with` block: the nannies' restarts read them too.
+            dask.config.set({TRIM_SETTING: None, NO_WORKERS_SETTING: NO_WORKERS_TIMEOUT})
             cluster = LocalCluster(
                 n_workers=settings.workers,
                 threads_per_worker=1,
@@ -133,8 +133,7 @@ class DaskCompute:
 
     @property
     def pending(self) -> int:
-        with self._lock:
-            return self._pending
+        return self._pending.value
 
     def place(self) -> Hashable:
         """The connected worker with the fewest runs placed on it (one round trip to the
@@ -171,17 +170,12 @@ class DaskCompute:
             self.cluster.close()
 
     def _submit(self, where: Hashable, function: Callable[..., Any], *args: Any) -> Any:
-        with self._lock:
-            self._pending += 1
+        self._pending.add()
         # Strictly there: with loose restrictions the scheduler moves units to an idle
         # worker (work stealing), away from their run's state.
         future = self.client.submit(function, *args, workers=[where], pure=False)
-        future.add_done_callback(self._done)
+        future.add_done_callback(self._pending.done)
         return future
-
-    def _done(self, _: Any) -> None:
-        with self._lock:
-            self._pending -= 1
 
 
 async def _settled(future: Any) -> Any:

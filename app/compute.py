@@ -24,30 +24,46 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 
 
+class PendingCount:
+    """Units of work submitted and not finished, counted across threads (futures finish
+    on worker or client threads): what a session's "queued behind n" reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @property
+    def value(self) -> int:
+        with self._lock:
+            return self._count
+
+    def add(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def done(self, _: Any = None) -> None:
+        """One unit finished (usable as a future's done callback)."""
+        with self._lock:
+            self._count -= 1
+
+
 class ComputeQueue:
     """A single-worker executor that counts the work waiting for it."""
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="latentsim-compute")
-        self._lock = threading.Lock()
-        self._pending = 0
+        self._pending = PendingCount()
 
     @property
     def pending(self) -> int:
         """Units of work submitted and not finished (all sessions together)."""
-        with self._lock:
-            return self._pending
+        return self._pending.value
 
     def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
-        with self._lock:
-            self._pending += 1
+        self._pending.add()
         future = self._executor.submit(function, *args)
-        future.add_done_callback(self._done)
+        future.add_done_callback(self._pending.done)
         return future
-
-    def _done(self, _: Future) -> None:
-        with self._lock:
-            self._pending -= 1
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run `function(*args)` on the worker; a cancelled caller drops work not yet started."""

@@ -197,7 +197,7 @@ class LiveRun:
     main: Pipeline
     truth: TruthStream
     context: torch.Tensor
-    series: dict[str, tuple[Pipeline, RolloutStream]] = field(default_factory=dict)
+    series: dict[str, RolloutStream] = field(default_factory=dict)  # by series key
     shipped: int = 0  # truth frames already returned
 
     def new_truth(self) -> list[TruthFrame]:
@@ -259,7 +259,7 @@ def open_series(run_id: str, spec: SeriesSpec) -> tuple[Opened, Outcome, list[Tr
         seed=request.seed,
     )
     stream = stream_rollout(pipeline, run.context, request.conditions, config, context_start=0)
-    run.series[spec.key] = pipeline, stream
+    run.series[spec.key] = stream
     opened = Opened(spec, pipeline.space, pipeline.rate, pipeline.cards, stream.record.detached())
     outcome = _scored(spec.key, pipeline, advance_together([stream])[0], run.truth)
     return opened, outcome, run.new_truth()
@@ -288,10 +288,10 @@ def advance_many(
         for index, (run_id, key) in enumerate(requests)
         if run_id in LIVE_RUNS
     ]
-    outcomes = advance_together([run.series[key][1] for _, run, key in live])
+    outcomes = advance_together([run.series[key] for _, run, key in live])
     for (index, run, key), outcome in zip(live, outcomes, strict=True):
         try:
-            scored = _scored(key, run.series[key][0], outcome, run.truth)
+            scored = _scored(key, run.series[key].pipeline, outcome, run.truth)
             results[index] = scored, run.new_truth()
         except Exception as err:  # that run's failure, reported to it alone
             results[index] = err
@@ -304,7 +304,7 @@ def close_run(run_id: str) -> None:
     if run is None:
         return
     run.truth.close()
-    for _, stream in run.series.values():
+    for stream in run.series.values():
         stream.close()
 
 

@@ -47,13 +47,10 @@ def advance_together(streams: Sequence[RolloutStream]) -> list[Outcome]:
         calls = [call for _, call in group]
         rows = [call.window.shape[0] for call in calls]
         first = calls[0]
-        generator = (
-            first.generator
-            if len(calls) == 1
-            else StackedGenerator(
-                [(call.generator, n) for call, n in zip(calls, rows, strict=True)]
-            )
-        )
+        parts = [(call.generator, n) for call, n in zip(calls, rows, strict=True)]
+        # One call keeps its own generator: an emulator without `stacked_noise` gets
+        # only plain torch.Generators.
+        generator = first.generator if len(calls) == 1 else StackedGenerator(parts)
         start = time.perf_counter()
         with torch.inference_mode():
             new = first.emulator.generate(

@@ -196,8 +196,7 @@ class RolloutStream(Stream[RolloutBlock]):
         coercions: tuple[str, ...],
         context_start: int,
     ):
-        self.pipeline, self.conditions, self.config = pipeline, conditions, config
-        self.coercions, self.context_start = coercions, context_start
+        self.pipeline = pipeline
         super().__init__()
         self.record = RolloutRecord(
             pipeline.spec,
@@ -224,6 +223,22 @@ class RolloutStream(Stream[RolloutBlock]):
     @property
     def blocks(self) -> list[RolloutBlock]:
         return self.items
+
+    @property
+    def config(self) -> RolloutConfig:
+        return self.record.config
+
+    @property
+    def conditions(self) -> dict[str, Any]:
+        return self.record.conditions
+
+    @property
+    def coercions(self) -> tuple[str, ...]:
+        return self.record.coercions
+
+    @property
+    def context_start(self) -> int:
+        return self.record.context_start
 
     def lead_time(self, lead: np.ndarray) -> np.ndarray:
         return self.record.lead_time(lead)

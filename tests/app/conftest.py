@@ -9,6 +9,7 @@ from app_zoo import build_zoo
 from playwright.sync_api import sync_playwright
 
 from app.cluster import ComputeSettings, start_model_compute, stop_model_compute
+from app.state import ExplorerState, ZooMenus
 from engine.zoo import Zoo, load_zoo
 from tools.app_bench import CHROMIUM, launch_chromium
 
@@ -21,6 +22,20 @@ def zoo_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_zoo(zoo_root) -> Zoo:
     return load_zoo(zoo_root)
+
+
+@pytest.fixture
+def request_for(tiny_zoo):
+    """RunRequests of the explorer on the tiny zoo, small enough to run in a test: 3
+    members, 2 euler steps, 6 frames (3 blocks of 2), plus any `changes`."""
+
+    def make(**changes):
+        state = ExplorerState(ZooMenus(tiny_zoo))
+        settings = {"members": 3, "steps": 2, "sampler": "euler", "horizon": 6}
+        state.param.update(**{**settings, **changes})
+        return state.request()[0]
+
+    return make
 
 
 @pytest.fixture(scope="module")

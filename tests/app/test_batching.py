@@ -15,20 +15,14 @@ from app.compute import ComputeQueue, InProcessCompute
 from app.models import load_pipeline
 from app.runner import Runner
 from app.shared_runs import SharedRuns
-from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
 from app.work import RunLostError
 
 
 @pytest.fixture
-def request_for(tiny_zoo):
-    def make(**changes):
-        state = ExplorerState(ZooMenus(tiny_zoo))
-        settings = {"members": 3, "steps": 2, "sampler": "ddpm", "horizon": 8}
-        state.param.update(**{**settings, **changes})
-        return state.request()[0]
-
-    return make
+def request_for(request_for):
+    """Longer runs with a stochastic sampler: noise drawn at every step."""
+    return lambda **changes: request_for(**{"sampler": "ddpm", "horizon": 8, **changes})
 
 
 def run_together(compute, zoo, requests) -> list[RunStore]:

@@ -21,7 +21,6 @@ from app.cluster import ComputeSettings, ComputeUnavailableError, DaskCompute
 from app.compute import InProcessCompute
 from app.runner import Runner
 from app.shared_runs import SharedRuns
-from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
 from engine.errors import ParameterError
 
@@ -74,17 +73,6 @@ def dask_compute(scheduler):
     compute.client.wait_for_workers(2, timeout=60)
     yield compute
     compute.close()
-
-
-@pytest.fixture
-def request_for(tiny_zoo):
-    def make(**changes):
-        state = ExplorerState(ZooMenus(tiny_zoo))
-        settings = {"members": 3, "steps": 2, "sampler": "euler", "horizon": 6}
-        state.param.update(**{**settings, **changes})
-        return state.request()[0]
-
-    return make
 
 
 def runner_on(compute, zoo) -> Runner:

@@ -14,22 +14,11 @@ from app.compute import COMPUTE
 from app.models import load_pipeline
 from app.runner import Runner
 from app.shared_runs import SharedRuns
-from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
 from engine.errors import SolverDivergedError
 from engine.rollout import reconstruct, score_rollout
 
 HORIZON = 6  # window 3, context 1: 2 frames per block, 3 blocks
-
-
-@pytest.fixture
-def request_for(tiny_zoo):
-    def make(**changes):
-        state = ExplorerState(ZooMenus(tiny_zoo))
-        state.param.update(members=3, steps=2, sampler="euler", horizon=HORIZON, **changes)
-        return state.request()[0]
-
-    return make
 
 
 def make_runner(store: RunStore, zoo, **options) -> Runner:

@@ -52,17 +52,6 @@ class CountingQueue(ComputeQueue):
 
 
 @pytest.fixture
-def request_for(tiny_zoo):
-    def make(**changes):
-        state = ExplorerState(ZooMenus(tiny_zoo))
-        settings = {"members": 3, "steps": 2, "sampler": "euler", "horizon": HORIZON}
-        state.param.update(**{**settings, **changes})
-        return state.request()[0]
-
-    return make
-
-
-@pytest.fixture
 def compute():
     return CountingQueue()
 
