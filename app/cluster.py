@@ -116,7 +116,7 @@ class DaskCompute:
         else:
             # The nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also pins
             # glibc's mmap threshold: every tensor over 128 KiB is then a fresh mmap and
-            # page faults, and a default rollout took 13.6 s instead of 7.7 s (docs/app.md).
+            # page faults: a default rollout took about twice as long (docs/app.md).
             # Set for the process, not a `with` block: the nannies' restarts read them too.
             dask.config.set({TRIM_SETTING: None, NO_WORKERS_SETTING: NO_WORKERS_TIMEOUT})
             cluster = LocalCluster(
