@@ -7,11 +7,12 @@ directory and in the published card, so any model can be retrained by hand.
 
 Every step resumes: a dataset whose metadata file exists is complete (it is written
 last); a run directory with checkpoints continues with --resume, unless it was made by
-another command (the plan changed) or --force asks for a fresh run, in which case it is
-moved aside (never deleted) so stale checkpoints are not resumed; a finished run whose
-model file matches the plan is published without retraining; a published model whose
-files still match the manifest is skipped. So `latentsim zoo train` can be stopped at
-any point and run again, across sittings or on another machine.
+another command (the plan changed), for a latent emulator on an autoencoder since
+republished, or --force asks for a fresh run, in which case it is moved aside (never
+deleted) so stale checkpoints are not resumed; a finished run whose model file matches
+the plan is published without retraining; a published model whose files still match the
+manifest, and whose autoencoder is the one it was trained on, is skipped. So `latentsim zoo
+train` can be stopped at any point and run again, across sittings or on another machine.
 
 Published weights are stored in half precision (docs/zoo.md gives the measured effect),
 and a latent emulator is trained on the *published* autoencoder, so the pair that ships
@@ -113,14 +114,16 @@ def claim_run_dir(
 
     Its checkpoints would otherwise be resumed as this run's even when they were trained
     with other settings (--resume checks the optimiser settings, not e.g. the denoiser's
-    parametrisation). A directory made by another command, one whose finished model no
+    parametrisation) or, for a latent emulator, on an autoencoder published before the
+    current one. A directory made for another `run_record`, one whose finished model no
     longer matches the plan, or any directory when `fresh`, is renamed NAME.replaced-N.
     """
     record = run_dir / RUN_COMMAND_FILE
+    wanted = run_record(model, assets)
     if run_dir.exists():
         if record.exists():
             try:
-                stale = json.loads(record.read_text()) != model.command()
+                stale = json.loads(record.read_text()) != wanted
             except (OSError, ValueError):
                 stale = True
         else:  # made before the record existed: stale only if its model is another one's
@@ -132,7 +135,16 @@ def claim_run_dir(
             log(f"{model.name}: moved the previous run aside to {aside}")
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(record, "w") as handle:
-        json.dump(model.command(), handle)
+        json.dump(wanted, handle)
+
+
+def run_record(model: ZooModel, assets: Path | None) -> dict[str, Any]:
+    """What a run directory is for: the model's command and, for a latent emulator, the
+    SHA-256 of the published autoencoder weights whose latents it learns."""
+    autoencoder = None
+    if model.autoencoder:
+        autoencoder = load_zoo(assets).get(model.autoencoder).weights_sha256
+    return {"command": model.command(), "autoencoder_sha256": autoencoder}
 
 
 def _unused_sibling(path: Path, tag: str) -> Path:

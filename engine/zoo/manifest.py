@@ -2,7 +2,8 @@
 
 `assets/manifest.json` lists every published model with the SHA-256 of its weights and
 card. `load_zoo()` checks each entry against the files on disk; a missing, corrupt or
-tampered model (or a latent emulator whose autoencoder is unusable) is reported by name
+tampered model (or a latent emulator whose autoencoder is unusable, or was republished
+after the emulator was trained on its latents) is reported by name
 in `Zoo.problems` and left out of `Zoo.available()`, while the rest stays usable. The
 app builds its menus from `available()`; notebooks and the CLI use `Zoo.pipeline()`.
 """
@@ -27,6 +28,8 @@ from engine.paths import assets_root
 FORMAT = "latentsim-zoo"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+# ZooEntry fields that are not in the manifest: the stem's location and what the card says.
+CARD_FIELDS = ("name", "path", "window", "frame_stride", "trained_on")
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,9 @@ class ZooEntry:
     """One published model. `path` is the absolute model stem (no suffix).
 
     `kind` is the model's role, as in its card ("autoencoder" | "emulator"); an emulator's
-    own kind (engine.emulator.KINDS) is `method` here. `window` and `frame_stride` are
-    read from an emulator's card when the zoo is loaded (None for autoencoders).
+    own kind (engine.emulator.KINDS) is `method` here. `window`, `frame_stride` and
+    `trained_on` (the SHA-256 of the autoencoder weights a latent emulator was trained on)
+    are read from an emulator's card when the zoo is loaded (None for autoencoders).
     """
 
     name: str
@@ -53,11 +57,13 @@ class ZooEntry:
     path: Path
     window: int | None = None  # frames per emulator call, L
     frame_stride: int | None = None  # stored frames per emulator step, Δ
+    trained_on: str | None = None  # autoencoder weights' SHA-256 in a latent emulator's card
 
     def record(self) -> dict[str, Any]:
         """The manifest's JSON object for this entry (card fields stay in the card)."""
         data = asdict(self)
-        del data["name"], data["path"], data["window"], data["frame_stride"]
+        for card_field in CARD_FIELDS:
+            del data[card_field]
         data["command"] = list(self.command)
         return data
 
@@ -181,15 +187,37 @@ def load_zoo(root: str | os.PathLike[str] | None = None) -> Zoo:
         entries[name] = entry
     for name, entry in entries.items():  # emulators whose autoencoder is unusable
         if name not in problems and entry.autoencoder:
-            if entry.autoencoder not in entries:
-                problems[name] = f"its autoencoder {entry.autoencoder} is not in the manifest"
-            elif entry.autoencoder in problems:
-                problems[name] = f"its autoencoder {entry.autoencoder} is unusable"
+            problem = _autoencoder_problem(entry, entries, problems)
+            if problem:
+                problems[name] = problem
     return Zoo(root, entries, problems)
 
 
+def _autoencoder_problem(
+    entry: ZooEntry, entries: Mapping[str, ZooEntry], problems: Mapping[str, str]
+) -> str | None:
+    """Why a latent emulator cannot run on the published autoencoder, or None.
+
+    An autoencoder republished after retraining has other latents: the emulator trained
+    on the old ones would decode garbage, so it stays out until it is retrained too.
+    """
+    autoencoder = entries.get(entry.autoencoder)
+    if autoencoder is None:
+        return f"its autoencoder {entry.autoencoder} is not in the manifest"
+    if entry.autoencoder in problems:
+        return f"its autoencoder {entry.autoencoder} is unusable"
+    if entry.trained_on != autoencoder.weights_sha256:
+        return (
+            f"trained on autoencoder weights {str(entry.trained_on)[:12]}..., not the "
+            f"published {entry.autoencoder} ({autoencoder.weights_sha256[:12]}...): "
+            f"retrain it (latentsim zoo train --only {entry.name})"
+        )
+    return None
+
+
 def _with_card_fields(entry: ZooEntry) -> tuple[ZooEntry, str | None]:
-    """The entry with its card's window and frame stride, or why they are unusable."""
+    """The entry with its card's window, frame stride and autoencoder hash, or why they
+    are unusable."""
     try:
         card = load_model_card(entry.path)
         window, stride = card["window"], card["frame_stride"]
@@ -199,7 +227,8 @@ def _with_card_fields(entry: ZooEntry) -> tuple[ZooEntry, str | None]:
         window < 2 or stride < 1
     ):
         return entry, f"emulator card has window={window!r}, frame_stride={stride!r}"
-    return replace(entry, window=window, frame_stride=stride), None
+    trained_on = (card.get("autoencoder") or {}).get("sha256")
+    return replace(entry, window=window, frame_stride=stride, trained_on=trained_on), None
 
 
 def file_problem(entry: ZooEntry) -> str | None:
@@ -243,11 +272,7 @@ def locked_manifest(root: str | os.PathLike[str] | None = None) -> Iterator[dict
 
 
 def _entry(root: Path, name: str, record: Mapping[str, Any]) -> ZooEntry:
-    fields = {
-        key: record[key]
-        for key in ZooEntry.__dataclass_fields__
-        if key not in ("name", "path", "window", "frame_stride")
-    }
+    fields = {key: record[key] for key in ZooEntry.__dataclass_fields__ if key not in CARD_FIELDS}
     asset = str(fields["asset"])
     if Path(asset).is_absolute() or ".." in Path(asset).parts:
         raise ValueError(f"asset {asset!r} must be a path inside assets/")

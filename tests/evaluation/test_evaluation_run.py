@@ -433,14 +433,19 @@ def test_a_diverging_rollout_is_recorded_not_raised(data_root, zoo_root, monkeyp
 def test_the_code_hash_follows_measuring_code_not_the_report(tmp_path, monkeypatch):
     from engine.evaluation import cache
 
-    for relative in ("rollout.py", "evaluation/report.py", "commands/evaluate.py", "zoo/plan.py"):
+    for relative in (
+        "rollout.py",
+        "evaluation/report.py",
+        "commands/evaluate.py",
+        "zoo/manifest.py",
+    ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("x = 1\n")
     monkeypatch.setattr(cache, "ENGINE_ROOT", tmp_path)
     first = cache.engine_source_sha256.__wrapped__()
     (tmp_path / "evaluation/report.py").write_text("x = 2\n")
     (tmp_path / "commands/evaluate.py").write_text("x = 2\n")
-    (tmp_path / "zoo/plan.py").write_text("x = 2\n")  # how models train: their hash says
+    (tmp_path / "zoo/manifest.py").write_text("x = 2\n")  # finds models: their hash says
     assert cache.engine_source_sha256.__wrapped__() == first
     (tmp_path / "rollout.py").write_text("x = 2\n")
     assert cache.engine_source_sha256.__wrapped__() != first

@@ -239,13 +239,16 @@ def test_runs_of_another_command_or_forced_ones_are_moved_aside(tmp_path):
     (run_dir / "checkpoints").mkdir(parents=True)  # an unfinished run from before the record
     zoo_build.claim_run_dir(AE, run_dir, tmp_path, fresh=False, log=messages.append)
     assert (run_dir / "checkpoints").is_dir() and messages == []  # adopted: it resumes
-    assert json.loads((run_dir / "zoo-command.json").read_text()) == AE.command()
+    assert json.loads((run_dir / "zoo-command.json").read_text()) == {
+        "command": AE.command(),
+        "autoencoder_sha256": None,
+    }
     # The plan changed: its checkpoints are another model's, kept aside, not resumed.
     changed = ZooModel(AE.name, "autoencoder", "kolmogorov", {**SETTINGS, "steps": 4}, rate=6)
     zoo_build.claim_run_dir(changed, run_dir, tmp_path, fresh=False, log=messages.append)
     aside = tmp_path / "runs" / f"{AE.name}.replaced-1"
     assert (aside / "checkpoints").is_dir() and not (run_dir / "checkpoints").exists()
-    assert json.loads((run_dir / "zoo-command.json").read_text()) == changed.command()
+    assert json.loads((run_dir / "zoo-command.json").read_text())["command"] == changed.command()
     # --force starts over even with the same command; earlier runs are never overwritten.
     zoo_build.claim_run_dir(changed, run_dir, tmp_path, fresh=True, log=messages.append)
     assert (tmp_path / "runs" / f"{AE.name}.replaced-2").is_dir() and len(messages) == 2
@@ -254,6 +257,43 @@ def test_runs_of_another_command_or_forced_ones_are_moved_aside(tmp_path):
     _tiny_autoencoder(legacy, "model", training=_training(seed=7))
     zoo_build.claim_run_dir(AE, legacy, tmp_path, fresh=False, log=messages.append)
     assert (tmp_path / "runs" / "legacy.replaced-1" / "model.json").exists()
+
+
+def test_a_republished_autoencoder_retires_its_emulators_until_they_are_retrained(
+    zoo_root, tmp_path, monkeypatch
+):
+    """A retrained rung has other latents: the emulator trained on the old ones leaves the
+    menus, and the zoo retrains it from scratch, not from its old checkpoints."""
+    runs = tmp_path / "runs2"
+    run_dir = runs / "zoo" / DIFFUSION.name
+    zoo_build.claim_run_dir(DIFFUSION, run_dir, zoo_root, fresh=False, log=print)
+    (run_dir / "checkpoints").mkdir()  # a run begun on the first autoencoder's latents
+    zoo_build.publish(AE, _tiny_autoencoder(tmp_path, "retrained", seed=9), zoo_root)
+    zoo = load_zoo(zoo_root)
+    old = load_model_card(zoo_root / DIFFUSION.asset)["autoencoder"]["sha256"]
+    assert zoo.problems == {
+        DIFFUSION.name: f"trained on autoencoder weights {old[:12]}..., not the published "
+        f"{AE.name} ({zoo.get(AE.name).weights_sha256[:12]}...): retrain it "
+        f"(latentsim zoo train --only {DIFFUSION.name})"
+    }
+    assert [e.name for e in zoo.available()] == [AE.name]
+    assert zoo_build.status(DIFFUSION, zoo_root).startswith("problem: trained on")
+
+    monkeypatch.setattr(zoo_build, "ensure_dataset", lambda *a: None)
+    trained = []
+
+    def fake_train(model, run_dir, data, assets, log):
+        trained.append(sorted(p.name for p in run_dir.iterdir()))
+        published = load_model_card(assets / AE.asset)
+        _tiny_emulator(run_dir, published, "model")
+
+    monkeypatch.setattr(zoo_build, "train", fake_train)
+    messages = []
+    zoo_build.build([AE, DIFFUSION], runs=runs, assets=zoo_root, log=messages.append)
+    assert trained == [["zoo-command.json"]]  # the old checkpoints were moved aside
+    assert (runs / "zoo" / f"{DIFFUSION.name}.replaced-1" / "checkpoints").is_dir()
+    assert load_zoo(zoo_root).problems == {}
+    assert zoo_build.status(DIFFUSION, zoo_root) == "published"
 
 
 def test_an_emulator_waits_for_its_autoencoder(tmp_path, monkeypatch):
