@@ -36,7 +36,13 @@ from engine.model_files import copy_model, load_model_card, model_paths
 from engine.paths import assets_root, data_root, runs_root
 from engine.stages.autoencoder import train_autoencoder
 from engine.stages.emulator import train_emulator
-from engine.zoo.manifest import ZooEntry, load_zoo, locked_manifest
+from engine.zoo.manifest import (
+    ZooEntry,
+    autoencoder_mismatch,
+    load_zoo,
+    locked_manifest,
+    trained_on,
+)
 from engine.zoo.plan import SEED, TRAINING_KNOBS, ZooModel, zoo_plan
 
 STORAGE_DTYPE = "float16"
@@ -239,16 +245,9 @@ def publish(
     check_settings(model, card, model_paths(source)[1])
     root = _asset_root(assets)
     if model.autoencoder:
-        autoencoder = load_zoo(root).get(model.autoencoder)
-        recorded = (card.get("autoencoder") or {}).get("sha256")
-        if recorded != autoencoder.weights_sha256:
-            raise DataFormatError(
-                model_paths(source)[1],
-                (
-                    f"trained on autoencoder weights {str(recorded)[:12]}..., not the published "
-                    f"{model.autoencoder} ({autoencoder.weights_sha256[:12]}...)"
-                ),
-            )
+        mismatch = autoencoder_mismatch(trained_on(card), load_zoo(root).get(model.autoencoder))
+        if mismatch:
+            raise DataFormatError(model_paths(source)[1], mismatch)
     extra = {
         "zoo": {
             "name": model.name,
@@ -324,10 +323,9 @@ def _finished(model: ZooModel, stem: Path, assets: Path | None) -> bool:
     except DataFormatError:
         return False
     if model.autoencoder:  # trained on the autoencoder that is published now?
-        recorded = (card.get("autoencoder") or {}).get("sha256")
         zoo = load_zoo(assets)
         usable = model.autoencoder in zoo.entries and model.autoencoder not in zoo.problems
-        return usable and zoo.entries[model.autoencoder].weights_sha256 == recorded
+        return usable and not autoencoder_mismatch(trained_on(card), zoo.get(model.autoencoder))
     return True
 
 

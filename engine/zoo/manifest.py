@@ -206,13 +206,26 @@ def _autoencoder_problem(
         return f"its autoencoder {entry.autoencoder} is not in the manifest"
     if entry.autoencoder in problems:
         return f"its autoencoder {entry.autoencoder} is unusable"
-    if entry.trained_on != autoencoder.weights_sha256:
-        return (
-            f"trained on autoencoder weights {str(entry.trained_on)[:12]}..., not the "
-            f"published {entry.autoencoder} ({autoencoder.weights_sha256[:12]}...): "
-            f"retrain it (latentsim zoo train --only {entry.name})"
-        )
+    mismatch = autoencoder_mismatch(entry.trained_on, autoencoder)
+    if mismatch:
+        return f"{mismatch}: retrain it (latentsim zoo train --only {entry.name})"
     return None
+
+
+def trained_on(card: Mapping[str, Any]) -> str | None:
+    """The SHA-256 of the autoencoder weights a latent emulator's card was trained on."""
+    return (card.get("autoencoder") or {}).get("sha256")
+
+
+def autoencoder_mismatch(recorded: str | None, autoencoder: ZooEntry) -> str | None:
+    """Why weights trained on the autoencoder hashed `recorded` do not fit the published
+    `autoencoder`, or None when they were trained on it."""
+    if recorded == autoencoder.weights_sha256:
+        return None
+    return (
+        f"trained on autoencoder weights {str(recorded)[:12]}..., not the published "
+        f"{autoencoder.name} ({autoencoder.weights_sha256[:12]}...)"
+    )
 
 
 def _with_card_fields(entry: ZooEntry) -> tuple[ZooEntry, str | None]:
@@ -227,8 +240,7 @@ def _with_card_fields(entry: ZooEntry) -> tuple[ZooEntry, str | None]:
         window < 2 or stride < 1
     ):
         return entry, f"emulator card has window={window!r}, frame_stride={stride!r}"
-    trained_on = (card.get("autoencoder") or {}).get("sha256")
-    return replace(entry, window=window, frame_stride=stride, trained_on=trained_on), None
+    return replace(entry, window=window, frame_stride=stride, trained_on=trained_on(card)), None
 
 
 def file_problem(entry: ZooEntry) -> str | None:
