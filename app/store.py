@@ -118,6 +118,7 @@ class RunStore(param.Parameterized):
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.request: RunRequest | None = None
+        self.generation = 0  # counts runs: a view can tell a new run's frames from the last's
         self.spec: SystemSpec | None = None
         self.truth: TruthRecord | None = None
         self.series: dict[str, Series] = {}
@@ -128,6 +129,7 @@ class RunStore(param.Parameterized):
     # -- writes (runner) --------------------------------------------------------------
     def reset(self, request: RunRequest, spec: SystemSpec) -> None:
         self.request, self.spec, self.truth = request, spec, None
+        self.generation += 1
         channels = len(spec.channel_names)
         self.series = {s.key: Series(s, request.horizon, channels) for s in request.series}
         self.cards = {}

@@ -27,7 +27,7 @@ from app.views.plotting import (
     mapper,
     shared_ranges,
 )
-from engine.movie.panels import ERROR_FRACTION, STD_FRACTION
+from engine.movie.panels import ERROR_FRACTION, STD_FRACTION, mosaic_cells
 from engine.systems.base import SystemSpec
 
 PLAYER_INTERVAL_MS = 300
@@ -103,8 +103,9 @@ class FieldViews(TabView):
             css_classes=["ls-field-view"],
             sizing_mode="stretch_width",
         )
-        self._spec: SystemSpec | None = None
+        self._geometry: tuple[tuple[float, float], tuple[int, int]] | None = None
         self._mosaic_size: tuple[float, float] | None = None
+        self._shown: tuple[Any, ...] | None = None  # what the images show (see redraw)
         state.param.watch(self.refresh, ["field", "time_index", "member", "mosaic"])
         self.store.param.watch(self._store_changed, ["revision"])
         if not self.defer_images:
@@ -139,7 +140,11 @@ class FieldViews(TabView):
             key: pn.Column(self.panels[key].pane, margin=0) for key in ("member", "mosaic")
         }
         members_cell = pn.Column(self.slots["member"], self.slots["mosaic"], margin=0)
-        self._spec = None  # size the new figures for the system shown
+        self._geometry = self._mosaic_size = self._shown = None
+        spec = self.store.spec or (self.state.spec if self.state.available else None)
+        if spec is not None:  # sized before they join the page: see _apply_geometry
+            self._apply_geometry(spec)
+        self._show_mosaic_slot(self.state.members)
         self.grid.objects = [
             members_cell if key == "member" else p.pane
             for key, p in self._cells()
@@ -165,6 +170,12 @@ class FieldViews(TabView):
 
     # -- updates --------------------------------------------------------------------------
     def _apply_geometry(self, spec: SystemSpec) -> None:
+        """Size the figures for `spec`'s grid, the mosaic for the selected member count.
+
+        A figure whose size changes on the page makes the browser lay out the whole page
+        again, once per property (0.2-0.5 s each on the 2-core machine: fourteen of them
+        were most of a new session's browser time, docs/app.md), so the figures are sized
+        before they join the page and again only when the grid changes."""
         extent = spec.grid.extent
         wide = extent[0] >= 2 * extent[1]
         width, height = frame_size(extent, 400 if wide else 250)
@@ -174,14 +185,36 @@ class FieldViews(TabView):
         self.x_range.update(start=0.0, end=float(extent[0]))
         self.y_range.update(start=0.0, end=float(extent[1]))
         self.grid.ncols = 2 if wide else 3
-        self._spec = spec
+        self._geometry = (extent, spec.grid.shape)
+        self._size_mosaic(self.state.members, spec.grid.shape, extent)
+
+    def _show_mosaic_slot(self, count: int) -> None:
+        """Show the mosaic or the single member, decided by the selection and the member
+        count (the run's, else the selected one) so that it does not flip while a run
+        starts: each flip lays out the page again."""
+        mosaic_mode = self.state.mosaic and count > 1
+        self.slots["mosaic"].visible = mosaic_mode
+        self.slots["member"].visible = not mosaic_mode
+
+    def _size_mosaic(self, count: int, shape: tuple[int, int], extent: tuple[float, float]) -> None:
+        """Fit the mosaic figure to `count` tiles of `shape` cells (keeping the user's zoom
+        unless the tiling changed)."""
+        cells = mosaic_cells(count, *shape)
+        size = (cells[0] * extent[0] / shape[0], cells[1] * extent[1] / shape[1])
+        if size == self._mosaic_size or not self.panels:
+            return
+        figure = self.panels["mosaic"].figure
+        figure.x_range.update(start=0.0, end=size[0])
+        figure.y_range.update(start=0.0, end=size[1])
+        self.panels["mosaic"].resize(*frame_size(size, self.panels["truth"].figure.frame_width))
+        self._mosaic_size = size
 
     def refresh(self, *_: Any) -> None:
         # Ranges and colour scales are shared with the comparison rows: keep them current
         # even while this tab is hidden (cheap: a few numbers).
         spec = self.store.spec
         if spec is not None:
-            if spec is not self._spec:
+            if (spec.grid.extent, spec.grid.shape) != self._geometry:
                 self._apply_geometry(spec)
             self._scales(self._field(spec))
         super().refresh()
@@ -196,26 +229,27 @@ class FieldViews(TabView):
         if spec is None or not self.panels:
             return
         name = self._field(spec)
-        c = spec.channel_names.index(name)
-        extent = spec.grid.extent
         index = min(state.time_index, store.request.horizon - 1)
         frame, truth = store.truth_frame_for(index)
         main = store.main
         members = main.members_at(index) if main is not None else None
-        p = self.panels
-        origin = "file" if main is not None and main.space in WITHOUT_MODEL else "solver"
-        p["truth"].show(
-            None if truth is None else truth[c], extent, f"Ground truth ({origin}), frame {frame}"
+        recon = main.recon.get(index) if main is not None else None
+        # The images change only when what they show does: not for blocks of another
+        # series or of later leads (each image update repaints a canvas in the browser).
+        shown = (
+            store.generation,
+            name,
+            index,
+            frame,
+            truth is not None,
+            None if members is None else len(members),
+            recon is not None,
+            state.member,
+            state.mosaic,
         )
-        self._show_recon(main, index, c, extent)
-        mosaic_mode = state.mosaic and members is not None and len(members) > 1
-        self.slots["mosaic"].visible = mosaic_mode
-        self.slots["member"].visible = not mosaic_mode
-        if members is None:
-            for key in ("mean", "member", "mosaic", "std", "error"):
-                p[key].show(None, extent, f"{WAITING[key]} (lead {index + 1} not computed yet)")
-        else:
-            self._show_members(members[:, c], truth, c, extent)
+        if shown != self._shown:
+            self._show_images(spec.channel_names.index(name), index, frame, truth, members)
+            self._shown = shown
         units = units_of(spec, name)
         frame_dt = spec.frame_dt * int(
             store.cards.get("main", {}).get("emulator", {}).get("frame_stride", 1)
@@ -226,6 +260,29 @@ class FieldViews(TabView):
             f"(t = {(index + 1) * frame_dt:.3g} after the last context frame, truth frame "
             f"{frame}) · predicted so far: {ready}"
         )
+
+    def _show_images(
+        self,
+        c: int,
+        index: int,
+        frame: int,
+        truth: np.ndarray | None,
+        members: np.ndarray | None,
+    ) -> None:
+        store, p = self.store, self.panels
+        extent = store.spec.grid.extent
+        main = store.main
+        origin = "file" if main is not None and main.space in WITHOUT_MODEL else "solver"
+        p["truth"].show(
+            None if truth is None else truth[c], extent, f"Ground truth ({origin}), frame {frame}"
+        )
+        self._show_recon(main, index, c, extent)
+        self._show_mosaic_slot(len(members) if members is not None else self.state.members)
+        if members is None:
+            for key in ("mean", "member", "mosaic", "std", "error"):
+                p[key].show(None, extent, f"{WAITING[key]} (lead {index + 1} not computed yet)")
+        else:
+            self._show_members(members[:, c], truth, c, extent)
 
     def _scales(self, name: str) -> None:
         clim = self.store.clim(name)
@@ -271,13 +328,6 @@ class FieldViews(TabView):
         member = min(state.member, count - 1)
         p["member"].show(members[member], extent, f"Member {member}")
         if count > 1:
+            self._size_mosaic(count, members.shape[1:], extent)
             tiled, columns = mosaic(members)
-            dx, dy = extent[0] / members.shape[1], extent[1] / members.shape[2]
-            size = (tiled.shape[0] * dx, tiled.shape[1] * dy)
-            if size != self._mosaic_size:  # keep the user's zoom unless the layout changed
-                figure = p["mosaic"].figure
-                figure.x_range.update(start=0.0, end=size[0])
-                figure.y_range.update(start=0.0, end=size[1])
-                p["mosaic"].resize(*frame_size(size, p["truth"].figure.frame_width))
-                self._mosaic_size = size
-            p["mosaic"].show(tiled, size, f"All {count} members ({columns} per row)")
+            p["mosaic"].show(tiled, self._mosaic_size, f"All {count} members ({columns} per row)")

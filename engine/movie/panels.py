@@ -51,22 +51,34 @@ def ensemble_stats(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, members.std(axis=0, ddof=1)
 
 
-def mosaic(frames: np.ndarray, columns: int | None = None) -> tuple[np.ndarray, int]:
-    """Tile K frames (K, X, Y) into one (cols·X + gaps, rows·Y + gaps) image with NaN gaps.
+def mosaic_tiling(count: int, nx: int, ny: int, columns: int | None = None) -> tuple[int, int, int]:
+    """(columns, rows, gap in cells) of the mosaic of `count` frames of nx × ny cells.
 
-    One image instead of K figures keeps the browser fast (bokeh/bokeh#6294). Without
-    `columns` the grid is chosen so the mosaic keeps roughly one frame's aspect ratio.
-    Returns (image in [x, y] order, columns).
-    """
-    count, nx, ny = frames.shape
+    Without `columns` the grid is chosen so the mosaic keeps roughly one frame's aspect
+    ratio. A view can size its figure from this before any frame exists."""
     if columns is None:
         columns = min(
             range(1, count + 1),
             key=lambda c: abs(np.log((c * nx) / (-(-count // c) * ny)) - np.log(nx / ny)),
         )
-    rows = -(-count // columns)
-    gap = max(1, min(nx, ny) // 32)
-    image = np.full((columns * (nx + gap) - gap, rows * (ny + gap) - gap), np.nan, np.float32)
+    return columns, -(-count // columns), max(1, min(nx, ny) // 32)
+
+
+def mosaic_cells(count: int, nx: int, ny: int, columns: int | None = None) -> tuple[int, int]:
+    """The mosaic image's shape [x, y] in cells (see mosaic_tiling)."""
+    columns, rows, gap = mosaic_tiling(count, nx, ny, columns)
+    return columns * (nx + gap) - gap, rows * (ny + gap) - gap
+
+
+def mosaic(frames: np.ndarray, columns: int | None = None) -> tuple[np.ndarray, int]:
+    """Tile K frames (K, X, Y) into one (cols·X + gaps, rows·Y + gaps) image with NaN gaps.
+
+    One image instead of K figures keeps the browser fast (bokeh/bokeh#6294).
+    Returns (image in [x, y] order, columns).
+    """
+    count, nx, ny = frames.shape
+    columns, rows, gap = mosaic_tiling(count, nx, ny, columns)
+    image = np.full(mosaic_cells(count, nx, ny, columns), np.nan, np.float32)
     for k in range(count):
         col, row = k % columns, rows - 1 - k // columns  # member 0 top left
         image[

@@ -41,6 +41,7 @@ from browser_helpers import (
 from playwright.sync_api import Page, expect
 
 from tools.app_bench import VIEWPORT, main_view_screenshot, serve_app
+from tools.page_cost import LAYOUT_COUNTER_JS
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,24 @@ def test_the_first_rollout_appears_without_user_action(page: Page, app_url, tmp_
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shots[0], path)
     assert shots[0].stat().st_size > 20_000
+
+
+def test_a_run_lays_out_the_page_again_only_for_its_text(page: Page, app_url):
+    # Each layout of the whole page costs a browser 0.2-0.5 s on the 2-core machine: the
+    # figures are sized before they join the page and keep their size while a run
+    # streams (the tiny zoo's coarse grids resize the mosaic once, on the first run).
+    page.add_init_script(LAYOUT_COUNTER_JS)
+    open_app(page, app_url, {"seed": "3"})
+    expect_done(page)
+    page.locator(".ls-seed input").fill("4")  # a new computation, streamed block by block
+    page.locator(".ls-seed input").press("Enter")
+    wait_query(page, seed="4")
+    page.evaluate("() => { window.lsLayouts.length = 0; }")
+    assert run(page).startswith("done")
+    assert "this run was computed already" not in " ".join(recorded(page, "ls-status"))
+    origins = page.evaluate("() => window.lsLayouts.map(layout => layout[0])")
+    assert origins, "the layout counter saw nothing: it is not measuring"
+    assert {origin.split("#")[0] for origin in origins} == {"panel.models.markup.HTML"}
 
 
 def test_changed_system_rate_and_sampler_run_stream_frames_and_scores(page: Page, app_url):
