@@ -7,30 +7,18 @@ classroom's browsers on one machine spend most of its CPU there (docs/app.md).""
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import pytest
+from headless import explorer, run_app
 
-from app.shell import ExplorerApp
 from app.views.plotting import frame_size
 from engine.movie.panels import mosaic, mosaic_cells
-
-
-def run_app(app: ExplorerApp) -> None:
-    async def go():
-        app.run()
-        await app.runner.task
-
-    asyncio.run(go())
 
 
 @pytest.fixture
 def app(tiny_zoo):
     """A served session's page before it loads: the images are built on page load."""
-    explorer = ExplorerApp(zoo=tiny_zoo, defer_images=True)
-    explorer.state.param.update(members=3, steps=2, sampler="euler", horizon=6)
-    return explorer
+    return explorer(tiny_zoo, defer_images=True)
 
 
 def watch(models: dict[str, object], attributes: list[str]) -> list[tuple[str, str]]:

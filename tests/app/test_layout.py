@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import xarray
 from bokeh.document import Document
 from bokeh.models import Button, GlyphRenderer, Image
+from headless import explorer, run_app
 from panel.io.location import Location
 from pyviz_comms import Comm
 
@@ -36,19 +36,9 @@ def css_classes(*roots) -> set[str]:
     return found
 
 
-def run_app(app: ExplorerApp) -> None:
-    async def go():
-        app.run()
-        await app.runner.task
-
-    asyncio.run(go())
-
-
 @pytest.fixture
 def app(tiny_zoo):
-    explorer = ExplorerApp(zoo=tiny_zoo)
-    explorer.state.param.update(members=3, steps=2, sampler="euler", horizon=6)
-    return explorer
+    return explorer(tiny_zoo)
 
 
 def test_the_page_has_one_template_with_the_explorer(app):
