@@ -7,8 +7,9 @@ model found in assets/ is only accepted if it was trained with these settings.
 Sizes come from measured costs on a 2-core CPU machine: autoencoders use the "small"
 preset (1.6M parameters, 8-30 minutes each on one thread), emulators the "compact"
 backbone (1.3M parameters, about 0.2 s per batch of 32 on one thread, ~7 minutes for
-2000 steps; Euler's x80 pair the 3.7M-parameter "small" one). Euler's autoencoders diverge at the small preset's lr 2e-3 and need a
-longer schedule at 5e-4 (docs/autoencoders.md).
+2000 steps; Euler's x80 pair the 3.7M-parameter "small" one). Euler's autoencoders
+diverge at the small preset's lr 2e-3 and need a longer schedule at 5e-4
+(docs/autoencoders.md).
 """
 
 from __future__ import annotations
