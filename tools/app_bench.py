@@ -274,7 +274,8 @@ def main_view_screenshot(page: Any, path: Path) -> None:
 
 
 # -- the benchmark ------------------------------------------------------------------------
-def _machine() -> dict[str, Any]:
+def machine_info() -> dict[str, Any]:
+    """The machine and library versions a benchmark ran on, for its JSON report."""
     import bokeh
     import panel
     import torch
@@ -370,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fifth-repeats", type=int, default=5, help="fifth-page loads")
     args = parser.parse_args(argv)
     check_chromium()
-    machine_before = _machine()
+    machine_before = machine_info()
     started = time.time()
     # No finished run is kept: every timed Run computes, as it did before runs were shared.
     with serve_app(

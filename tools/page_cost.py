@@ -29,8 +29,8 @@ from typing import Any
 
 from tools.app_bench import (
     VIEWPORT,
-    _machine,
     launch_chromium,
+    machine_info,
     print_report,
     record,
     serve_app,
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "command": "python -m tools.page_cost " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "machine": _machine(),
+        "machine": machine_info(),
         "median": summary(pages),
         "pages": pages,
     }
