@@ -9,20 +9,30 @@ rollout drawing its noise from its own generator, so its numbers are the same as
 A run alone pays nothing: with nothing in flight, its request leaves on the event loop's
 next turn.
 
-Requests of one batch get their own results or errors: a run lost or failing in a
-batch does not fail the others; a failure of the unit itself reaches all of them. A
-cancelled request is dropped if not yet sent and ignored if in flight.
+Requests of one batch get their own results or errors: the unit answers a request that
+failed alone with `Failed(error)` (a run lost in a batch does not fail the others); a
+failure of the unit itself reaches all of them. A cancelled request is dropped if not yet
+sent and ignored if in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from app.compute import ModelCompute
 
 Request = tuple[str, str]  # (run id, series key)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A unit's answer to one request that failed alone: `error` is raised to its caller.
+    (An exception that is a result, such as a rollout's divergence, is answered as is.)"""
+
+    error: Exception
 
 
 class BlockBatcher:
@@ -36,12 +46,18 @@ class BlockBatcher:
 
     async def advance(self, where: Hashable, run_id: str, key: str) -> Any:
         """The result of `unit([(run_id, key)])[0]`, computed in a batch at `where`."""
+        return await self.submit(where, run_id, key)
+
+    def submit(self, where: Hashable, run_id: str, key: str) -> asyncio.Future:
+        """`advance`, queued at once: a run that asks for its next block before it
+        awaits something else joins the next batch all the same. Cancelling the
+        future drops the request if it is not yet sent."""
         future = asyncio.get_running_loop().create_future()
         self._queues.setdefault(where, []).append(((run_id, key), future))
         if where not in self._draining:
             self._draining.add(where)
             asyncio.get_running_loop().create_task(self._drain(where))
-        return await future
+        return future
 
     async def _drain(self, where: Hashable) -> None:
         try:
@@ -64,11 +80,11 @@ class BlockBatcher:
         try:
             results = await self.compute.run(where, self.unit, [request for request, _ in batch])
         except Exception as err:  # the unit failed as a whole (a lost worker): all of them
-            results = [err] * len(batch)
+            results = [Failed(err)] * len(batch)
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():  # its run was cancelled meanwhile
                 continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
+            if isinstance(result, Failed):
+                future.set_exception(result.error)
             else:
                 future.set_result(result)

@@ -19,12 +19,13 @@ Settings, read once when the server starts (app/app_hooks.py) or on first use:
   worker into one unit and their network calls into one (app/batching.py); 0 sends each
   block alone (for comparisons).
 
-A run's units all go to the worker its first unit was placed on (the one with the
-fewest runs), since its solver and rollout streams live there, and only there. If that
-worker dies, the scheduler fails the run's waiting unit after `no-workers-timeout` (set
-to 3 s for the local cluster; set it on a scheduler you start yourself), which fails
-that run only, and the nanny restarts the worker for the runs that follow. A unit that
-reaches a process without its run's state fails with work.RunLostError.
+A run's units go to its two places (`place`): its rollout streams live on the worker
+with the fewest runs' rollouts, its solver run on an idle other worker if there is one,
+else on the same worker; each lives there and only there. If a worker dies, the
+scheduler fails the waiting units bound to it after `no-workers-timeout` (set to 3 s for
+the local cluster; set it on a scheduler you start yourself), which fails the runs with
+a place there only, and the nanny restarts the worker for the runs that follow. A unit
+that reaches a process without its run's state fails with work.RunLostError.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from app.compute import COMPUTE, InProcessCompute, ModelCompute, PendingCount
+from app.compute import COMPUTE, InProcessCompute, ModelCompute, PendingCount, Places
 from engine.errors import LatentsimError, integer_setting
 
 T = TypeVar("T")
@@ -94,9 +95,10 @@ class DaskCompute:
 
     def __init__(self, client: Any, cluster: Any = None, *, batch: bool = True):
         self.client, self.cluster, self.batch = client, cluster, batch
-        self._placed: Counter[str] = Counter()
+        self._placed: Counter[str] = Counter()  # runs whose rollouts are on each worker
+        self._scoring: Counter[str] = Counter()  # runs whose blocks each worker scores
         self._pending = PendingCount()
-        self._lock = threading.Lock()  # for _placed
+        self._lock = threading.Lock()  # for the counts
 
     @classmethod
     def start(cls, settings: ComputeSettings) -> DaskCompute:
@@ -135,9 +137,13 @@ class DaskCompute:
     def pending(self) -> int:
         return self._pending.value
 
-    def place(self) -> Hashable:
-        """The connected worker with the fewest runs placed on it (one round trip to the
-        scheduler: a millisecond on a local cluster)."""
+    def place(self) -> Places:
+        """The connected worker with the fewest runs' rollouts on it; the run's blocks are
+        scored on another worker if one is idle (no run there at all), else there too.
+        A lightly loaded cluster so runs a lone run's scoring alongside its sampling,
+        while under load each run stays on one worker, and a worker that dies fails only
+        the runs that have a place on it. (One round trip to the scheduler: a
+        millisecond on a local cluster.)"""
         # Asked of the scheduler each time: the client's cached `scheduler_info()` is
         # refreshed in the background and can be caught holding no workers.
         workers = list(self.client.nthreads())
@@ -145,9 +151,12 @@ class DaskCompute:
             address = self.client.scheduler.address
             raise ComputeUnavailableError(f"no Dask worker is connected to {address}")
         with self._lock:
-            where = min(workers, key=lambda worker: self._placed[worker])
-            self._placed[where] += 1
-        return where
+            rollouts = min(workers, key=lambda w: (self._placed[w], self._scoring[w]))
+            idle = [w for w in workers if not self._placed[w] + self._scoring[w]]
+            scoring = next((w for w in idle if w != rollouts), rollouts)
+            self._placed[rollouts] += 1
+            self._scoring[scoring] += 1
+        return Places(rollouts, scoring)
 
     async def run(self, where: Hashable, function: Callable[..., T], *args: Any) -> T:
         future = self._submit(where, function, *args)
@@ -157,12 +166,14 @@ class DaskCompute:
             future.cancel()
             raise
 
-    def release(self, where: Hashable, function: Callable[..., Any], *args: Any) -> None:
-        self._submit(where, function, *args)  # runs after the unit in progress there
+    def release(self, places: Places, function: Callable[..., Any], *args: Any) -> None:
+        for where in places.distinct():
+            self._submit(where, function, *args)  # runs after the unit in progress there
         with self._lock:
-            self._placed[where] -= 1
-            if self._placed[where] <= 0:
-                del self._placed[where]
+            for counts, where in ((self._placed, places.rollouts), (self._scoring, places.scoring)):
+                counts[where] -= 1
+                if counts[where] <= 0:
+                    del counts[where]
 
     def close(self) -> None:
         self.client.close()

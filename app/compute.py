@@ -6,8 +6,8 @@ every browser:
   Served, that is a Dask cluster (app/cluster.py): worker processes that keep the models
   loaded. `InProcessCompute` runs the same units on the local thread below, for
   notebooks, headless tests and servers configured without workers. A run's units carry
-  only its id and small arguments; its live state (solver, rollout streams) stays where
-  `place()` put it, so every unit of one run goes there.
+  only its id and small arguments; its live state (solver, rollout streams) stays at the
+  `Places` that `place()` gave it, and each unit of the run goes to one of them.
 - **Local work** on files the web process opened (`latentsim view` sources, movies) runs
   on `COMPUTE`, one worker thread: sessions interleave unit by unit, first come first
   served, and a session can tell its user how much work is queued ahead of it.
@@ -19,6 +19,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -78,8 +79,20 @@ class ComputeQueue:
 COMPUTE = ComputeQueue()
 
 
+@dataclass(frozen=True)
+class Places:
+    """Where a run's units go: its rollouts, and the solver run that scores their blocks.
+    Two places let block k be scored while block k+1 is sampled; they may be one."""
+
+    rollouts: Hashable
+    scoring: Hashable
+
+    def distinct(self) -> tuple[Hashable, ...]:
+        return (self.rollouts,) if self.scoring == self.rollouts else (self.rollouts, self.scoring)
+
+
 class ModelCompute(Protocol):
-    """Runs the units of model runs (app/work.py), each run on one place."""
+    """Runs the units of model runs (app/work.py), each run at its places."""
 
     batch: bool  # stack the block requests of runs at one place (app/batching.py)
 
@@ -87,14 +100,15 @@ class ModelCompute(Protocol):
     def pending(self) -> int:
         """Units submitted and not finished, all runs together (for the queue status)."""
 
-    def place(self) -> Hashable:
+    def place(self) -> Places:
         """Where a new run's units go (its state lives there until `release`)."""
 
     async def run(self, where: Hashable, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` at `where`; a cancelled caller drops it if not yet started."""
 
-    def release(self, where: Hashable, function: Callable[..., Any], *args: Any) -> None:
-        """Send the run's last unit (`function(*args)`, not awaited) and free the place."""
+    def release(self, places: Places, function: Callable[..., Any], *args: Any) -> None:
+        """Send the run's last unit (`function(*args)`, not awaited) to each of its places
+        and free them."""
 
 
 class InProcessCompute:
@@ -107,11 +121,11 @@ class InProcessCompute:
     def pending(self) -> int:
         return self.queue.pending
 
-    def place(self) -> Hashable:
-        return "local"
+    def place(self) -> Places:
+        return Places("local", "local")
 
     async def run(self, where: Hashable, function: Callable[..., T], *args: Any) -> T:
         return await self.queue.run(function, *args)
 
-    def release(self, where: Hashable, function: Callable[..., Any], *args: Any) -> None:
+    def release(self, places: Places, function: Callable[..., Any], *args: Any) -> None:
         self.queue.submit(function, *args)

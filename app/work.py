@@ -1,21 +1,24 @@
-"""One job's work: units on a compute worker, and the events they yield.
+"""One job's work: units on compute workers, and the events they yield.
 
 `compute_request` (on the event loop) runs a `RunRequest` unit by unit on a
-`ModelCompute` (app/compute.py): one unit prepares the main pipeline and the solver run,
-one opens each series and computes its first block, one computes each further block
-with the truth frames it is compared to and its scores. Work goes out in as few units as
-possible, since under load every unit waits for one unit of every other job; the block
-requests of runs at one place are batched (app/batching.py) unless the compute says not.
+`ModelCompute` (app/compute.py), at two places: the *rollout* place computes the
+emulators' blocks, the *scoring* place runs the solver and scores each block against it
+(scores, autoencoder floor, rank histogram). While block k is scored, block k+1 is
+already being sampled: with two workers a run's scoring is off its critical path (with
+one worker, or the local thread, both places are the same and the units just take
+turns). Under load every unit waits for one unit of every other job at its place, so
+work goes out in as few units as possible; the block requests of runs at one place are
+batched (app/batching.py) unless the compute says not.
 
-The units (`prepare`, `open_series`, `advance`, `close_run`) run where the compute puts
-them: a Dask worker process, or the local thread. A run's live objects (pipelines,
-solver, rollout streams) stay there in `LIVE_RUNS`, under the run's id; units return
-only picklable results: records of the solver run and the rollouts (engine.rollout's
-`TruthRecord` and `RolloutRecord`, sent once without frames), each scored block and the
-truth frames computed since the last unit. The driver appends those to the records, so
-the web process holds one copy of the results whatever the number of sessions showing
-them. A unit that finds no state for its run (its worker died and the run's units went
-to another) raises `RunLostError`.
+The units (`prepare`, `open_series`, `advance`, `score`, `close_run`) run where the compute
+puts them: a Dask worker process, or the local thread. A run's live objects stay there
+in `LIVE_RUNS`, under the run's id: the solver run where `prepare` ran, the rollout
+streams where `open_series` ran. Units return only picklable results: records of the
+solver run and the rollouts (engine.rollout's `TruthRecord` and `RolloutRecord`, sent
+once without frames), each block, its scores and the truth frames computed since the
+last unit. The driver appends those to the records, so the web process holds one copy of
+the results whatever the number of sessions showing them. A unit that finds no state for
+its run (its worker died and the run's units went to another) raises `RunLostError`.
 
 Each result becomes an event (`Prepared`, `Opened`, `Computed`, `Diverged`, `Completed`)
 passed to `emit`; it holds everything a session needs to show it, and nothing of any
@@ -26,17 +29,18 @@ diverging rollout is a result (`Diverged`), and the job goes on with the next se
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from app.batching import BlockBatcher
+from app.batching import BlockBatcher, Failed
 from app.compute import ModelCompute
 from app.state import RunRequest, SeriesSpec
 from app.store import BlockUpdate
@@ -112,6 +116,7 @@ class Completed:
 
 
 Event = Prepared | Opened | Computed | Diverged | Completed
+Outcome = RolloutBlock | RolloutDivergedError | None  # None: the rollout is complete
 
 
 def results_bytes(events: list[Event]) -> int:
@@ -137,30 +142,45 @@ async def compute_request(
 ) -> None:
     """Compute `request` on `compute`, emitting each result as it comes.
 
-    Cancelling the calling task stops it at the unit in progress; the run's state is
+    Cancelling the calling task stops it at the units in progress; the run's state is
     dropped where it lives either way (after the unit in progress there, if any)."""
     run_id = uuid.uuid4().hex
-    where = compute.place()
+    places = compute.place()
+    rollouts, scoring = places.rollouts, places.scoring
     try:
-        prepared, frames = await compute.run(where, prepare, run_id, load, zoo, request)
+        prepared, frames, context = await compute.run(scoring, prepare, run_id, load, zoo, request)
         truth = prepared.truth
         truth.frames.extend(frames)
         emit(prepared)
         for spec in request.series:
-            opened, outcome, frames = await compute.run(where, open_series, run_id, spec)
-            truth.frames.extend(frames)
+            opened, outcome = await compute.run(
+                rollouts, open_series, run_id, load, zoo, request, spec, context
+            )
             emit(opened)
-            while isinstance(outcome, BlockUpdate):
-                opened.record.blocks.append(outcome.block)
-                emit(Computed(spec, outcome, len(truth.frames)))
-                if compute.batch:  # stacked with other runs' blocks at the same place
-                    outcome, frames = await batcher_of(compute).advance(where, run_id, spec.key)
-                else:
-                    outcome, frames = await compute.run(where, advance, run_id, spec.key)
-                truth.frames.extend(frames)
+            while isinstance(outcome, RolloutBlock):
+                # Block k+1 is asked for before block k is scored: at two places they overlap.
+                following = _next_block(compute, rollouts, run_id, spec.key)
+                try:
+                    scores, frames = await compute.run(scoring, score, run_id, spec.key, outcome)
+                    truth.frames.extend(frames)
+                    opened.record.blocks.append(outcome)
+                    emit(Computed(spec, scores.update(spec.key, outcome), len(truth.frames)))
+                    outcome = await following
+                finally:
+                    following.cancel()  # only if this job ended while it was in flight
             emit(Completed(spec) if outcome is None else Diverged(spec, outcome))
     finally:
-        compute.release(where, close_run, run_id)
+        compute.release(places, close_run, run_id)
+
+
+def _next_block(
+    compute: ModelCompute, where: Hashable, run_id: str, key: str
+) -> asyncio.Future[Outcome]:
+    """The next block of a run's series, asked for at once; stacked with other runs'
+    blocks at the same place when the compute batches."""
+    if compute.batch:
+        return batcher_of(compute).submit(where, run_id, key)
+    return asyncio.ensure_future(compute.run(where, advance, run_id, key))
 
 
 _BATCHERS: weakref.WeakKeyDictionary[ModelCompute, BlockBatcher] = weakref.WeakKeyDictionary()
@@ -174,9 +194,6 @@ def batcher_of(compute: ModelCompute) -> BlockBatcher:
 
 
 # -- units of work (where the compute runs them) ----------------------------------------------
-Outcome = BlockUpdate | RolloutDivergedError | None  # None: the rollout is complete
-
-
 class RunLostError(LatentsimError):
     """A unit of a run reached a process that does not hold the run's state."""
 
@@ -188,16 +205,13 @@ class RunLostError(LatentsimError):
 
 
 @dataclass
-class LiveRun:
-    """A run's live objects, in the process that computes it."""
+class SolverRun:
+    """The run's truth and what scores blocks against it, where `prepare` ran."""
 
     load: Loader
     zoo: Zoo
     request: RunRequest
-    main: Pipeline
     truth: TruthStream
-    context: torch.Tensor
-    series: dict[str, RolloutStream] = field(default_factory=dict)  # by series key
     shipped: int = 0  # truth frames already returned
 
     def new_truth(self) -> list[TruthFrame]:
@@ -205,6 +219,20 @@ class LiveRun:
         frames = self.truth.frames[self.shipped :]
         self.shipped += len(frames)
         return frames
+
+    def pipeline(self, key: str) -> Pipeline:
+        """The pipeline of series `key` (its autoencoder gives the block's floor)."""
+        spec = next(s for s in self.request.series if s.key == key)
+        return self.load(self.zoo, spec.emulator)
+
+
+@dataclass
+class LiveRun:
+    """A run's live objects in this process: the solver run (where `prepare` ran) and
+    the rollout streams by series key (where `open_series` ran); both on one place."""
+
+    solver: SolverRun | None = None
+    series: dict[str, RolloutStream] = field(default_factory=dict)
 
 
 LIVE_RUNS: dict[str, LiveRun] = {}  # this process's runs, by id
@@ -219,10 +247,10 @@ def _live(run_id: str) -> LiveRun:
 
 def prepare(
     run_id: str, load: Loader, zoo: Zoo, request: RunRequest
-) -> tuple[Prepared, list[TruthFrame]]:
-    """Load the main pipeline, start the solver run and compute its context frames (c,
-    C, X, Y). The truth is as long as the rollouts need, on the models' grid; its frames
-    are computed on demand, as blocks come in."""
+) -> tuple[Prepared, list[TruthFrame], torch.Tensor]:
+    """Start the solver run and compute its context frames (c, C, X, Y), returned for the
+    rollouts. The truth is as long as the rollouts need, on the models' grid; its
+    frames are computed on demand, as blocks are scored."""
     main = load(zoo, request.main.emulator)
     stride = max(s.frame_stride for s in request.series)
     spec = main.spec
@@ -239,17 +267,22 @@ def prepare(
     context = torch.stack(
         [truth.frames[i * main.frame_stride].frame for i in range(request.context)]
     )
-    run = LiveRun(load, zoo, request, main, truth, context)
-    LIVE_RUNS[run_id] = run
-    new = run.new_truth()
-    return Prepared(spec, truth.record.detached(), len(new)), new
+    solver = SolverRun(load, zoo, request, truth)
+    LIVE_RUNS.setdefault(run_id, LiveRun()).solver = solver
+    new = solver.new_truth()
+    return Prepared(spec, truth.record.detached(), len(new)), new, context
 
 
-def open_series(run_id: str, spec: SeriesSpec) -> tuple[Opened, Outcome, list[TruthFrame]]:
-    """Start one series' rollout and compute its first block."""
-    run = _live(run_id)
-    request = run.request
-    pipeline = run.main if spec.key == "main" else run.load(run.zoo, spec.emulator)
+def open_series(
+    run_id: str,
+    load: Loader,
+    zoo: Zoo,
+    request: RunRequest,
+    spec: SeriesSpec,
+    context: torch.Tensor,
+) -> tuple[Opened, Outcome]:
+    """Start one series' rollout from the `context` frames and compute its first block."""
+    pipeline = load(zoo, spec.emulator)
     config = RolloutConfig(
         members=spec.members,
         context=request.context,
@@ -258,52 +291,83 @@ def open_series(run_id: str, spec: SeriesSpec) -> tuple[Opened, Outcome, list[Tr
         steps=spec.steps,
         seed=request.seed,
     )
-    stream = stream_rollout(pipeline, run.context, request.conditions, config, context_start=0)
-    run.series[spec.key] = stream
+    stream = stream_rollout(pipeline, context, request.conditions, config, context_start=0)
+    LIVE_RUNS.setdefault(run_id, LiveRun()).series[spec.key] = stream
     opened = Opened(spec, pipeline.space, pipeline.rate, pipeline.cards, stream.record.detached())
-    outcome = _scored(spec.key, pipeline, advance_together([stream])[0], run.truth)
-    return opened, outcome, run.new_truth()
+    return opened, advance_together([stream])[0]
 
 
-def advance(run_id: str, key: str) -> tuple[Outcome, list[TruthFrame]]:
-    """The next block of series `key`, scored, and the truth frames it needed."""
+def advance(run_id: str, key: str) -> Outcome:
+    """The next block of series `key` (None once it is complete; the error if it diverged)."""
     (result,) = advance_many([(run_id, key)])
-    if isinstance(result, Exception):
-        raise result
+    if isinstance(result, Failed):
+        raise result.error
     return result
 
 
-def advance_many(
-    requests: list[tuple[str, str]],
-) -> list[tuple[Outcome, list[TruthFrame]] | Exception]:
+def advance_many(requests: list[tuple[str, str]]) -> list[Outcome | Failed]:
     """`advance` for several (run id, series key) at once: rollouts that run the same
     model with the same sampler and steps make one network call together
-    (engine.rollout.advance_together). A request that fails gets its error in its
-    place, so one lost or failing run does not fail the others batched with it."""
-    results: list[tuple[Outcome, list[TruthFrame]] | Exception] = [
-        RunLostError(run_id) for run_id, _ in requests
-    ]  # replaced for every run this process holds
+    (engine.rollout.advance_together). A run this process does not hold gets its
+    `RunLostError` in its place, so it does not fail the others batched with it."""
+    results: list[Outcome | Failed] = [Failed(RunLostError(run_id)) for run_id, _ in requests]
     live = [
-        (index, LIVE_RUNS[run_id], key)
+        (index, LIVE_RUNS[run_id].series[key])
         for index, (run_id, key) in enumerate(requests)
-        if run_id in LIVE_RUNS
+        if run_id in LIVE_RUNS and key in LIVE_RUNS[run_id].series
     ]
-    outcomes = advance_together([run.series[key] for _, run, key in live])
-    for (index, run, key), outcome in zip(live, outcomes, strict=True):
-        try:
-            scored = _scored(key, run.series[key].pipeline, outcome, run.truth)
-            results[index] = scored, run.new_truth()
-        except Exception as err:  # that run's failure, reported to it alone
-            results[index] = err
+    outcomes = advance_together([stream for _, stream in live])
+    for (index, _), outcome in zip(live, outcomes, strict=True):
+        results[index] = outcome
     return results
 
 
+@dataclass(frozen=True)
+class BlockScores:
+    """A block's scores, autoencoder floor, reconstruction and rank histogram."""
+
+    scores: dict[str, np.ndarray]
+    floor: dict[str, np.ndarray]
+    recon: np.ndarray | None
+    truth_latents: np.ndarray | None
+    rank: np.ndarray | None
+
+    def update(self, key: str, block: RolloutBlock) -> BlockUpdate:
+        return BlockUpdate(
+            key, block, self.scores, self.floor, self.recon, self.truth_latents, self.rank
+        )
+
+
+def score(run_id: str, key: str, block: RolloutBlock) -> tuple[BlockScores, list[TruthFrame]]:
+    """`block` of series `key` against the truth frames it matches (computed here if not
+    yet), with the autoencoder floor: all the numerics, so the event loop only copies
+    results; and the truth frames computed since the last unit."""
+    solver = _live(run_id).solver
+    if solver is None:
+        raise RunLostError(run_id)
+    truth = solver.truth
+    _extend(truth, int(block.frame_index.max()))
+    target = torch.stack([truth.frames[int(i)].frame for i in block.frame_index]).double()
+    scores, rank = block_scores(block, target)
+    recon = latents = None
+    floor: dict[str, np.ndarray] = {}
+    pipeline = solver.pipeline(key)
+    if pipeline.space == "latent":
+        encoded = pipeline.encode(target.float())
+        restored = pipeline.decode(encoded)
+        latents, recon = encoded.cpu().numpy(), restored.cpu().numpy()
+        floor = _scores(torch.from_numpy(recon)[None].double(), target)
+        floor = {name: floor[name] for name in ("vrmse", "crps")}
+    return BlockScores(scores, floor, recon, latents, rank), solver.new_truth()
+
+
 def close_run(run_id: str) -> None:
-    """Drop a run's state and close its streams (nothing if it is gone already)."""
+    """Drop what this process holds of a run and close it (nothing if it is gone already)."""
     run = LIVE_RUNS.pop(run_id, None)
     if run is None:
         return
-    run.truth.close()
+    if run.solver is not None:
+        run.solver.truth.close()
     for stream in run.series.values():
         stream.close()
 
@@ -311,31 +375,6 @@ def close_run(run_id: str) -> None:
 def _extend(truth: TruthStream, frame: int) -> None:
     while len(truth.frames) <= frame:
         next(truth)
-
-
-def _scored(
-    key: str,
-    pipeline: Pipeline,
-    outcome: RolloutBlock | RolloutDivergedError | None,
-    truth: TruthStream,
-) -> Outcome:
-    """A new block with the truth frames it is compared to, its scores, AE floor and
-    rank histogram: all the numerics, so the event loop only copies results."""
-    if not isinstance(outcome, RolloutBlock):
-        return outcome  # done, or diverged: a result to report, not a failure of the job
-    block = outcome
-    _extend(truth, int(block.frame_index.max()))
-    target = torch.stack([truth.frames[int(i)].frame for i in block.frame_index]).double()
-    scores, rank = block_scores(block, target)
-    recon = latents = None
-    floor: dict[str, np.ndarray] = {}
-    if pipeline.space == "latent":
-        encoded = pipeline.encode(target.float())
-        restored = pipeline.decode(encoded)
-        latents, recon = encoded.cpu().numpy(), restored.cpu().numpy()
-        floor = _scores(torch.from_numpy(recon)[None].double(), target)
-        floor = {name: floor[name] for name in ("vrmse", "crps")}
-    return BlockUpdate(key, block, scores, floor, recon, latents, rank)
 
 
 def block_scores(

@@ -10,7 +10,7 @@ import pytest
 from store_snapshots import alone, assert_same, snapshot
 
 import app.work
-from app.batching import BlockBatcher
+from app.batching import BlockBatcher, Failed
 from app.compute import ComputeQueue, InProcessCompute
 from app.models import load_pipeline
 from app.runner import Runner
@@ -56,13 +56,13 @@ def test_sessions_batched_together_end_as_if_alone(tiny_zoo, request_for, batch)
 
 def test_a_lost_run_in_a_batch_fails_alone(tiny_zoo, request_for):
     request = request_for(seed=5)
-    app.work.prepare("kept", load_pipeline, tiny_zoo, request)
-    app.work.open_series("kept", request.main)
+    _, _, context = app.work.prepare("kept", load_pipeline, tiny_zoo, request)
+    app.work.open_series("kept", load_pipeline, tiny_zoo, request, request.main, context)
     try:
         kept, lost = app.work.advance_many([("kept", "main"), ("gone", "main")])
-        update, frames = kept
-        assert update.key == "main" and update.block.lead.tolist() == [3, 4] and frames
-        assert isinstance(lost, RunLostError) and "press Run to start it again" in str(lost)
+        assert kept.lead.tolist() == [3, 4]
+        assert isinstance(lost, Failed) and isinstance(lost.error, RunLostError)
+        assert "press Run to start it again" in str(lost.error)
         with pytest.raises(RunLostError):
             app.work.advance("gone", "main")
     finally:

@@ -85,7 +85,12 @@ def live_runs(compute: DaskCompute) -> int:
     return sum(counts.values())
 
 
-def test_workers_compute_what_the_local_thread_computes(dask_compute, tiny_zoo, request_for):
+def test_workers_compute_what_the_local_thread_computes(
+    dask_compute, tiny_zoo, request_for, monkeypatch
+):
+    placed = []
+    place = dask_compute.place
+    monkeypatch.setattr(dask_compute, "place", lambda: placed.append(place()) or placed[-1])
     request = request_for(seed=3)
     stores = []
     for compute in (dask_compute, InProcessCompute()):
@@ -105,7 +110,9 @@ def test_workers_compute_what_the_local_thread_computes(dask_compute, tiny_zoo, 
     download = remote.series["main"].dataset()  # the web process's copy of the blocks
     assert download.sizes["time"] == 6 and download.attrs["complete"] == 1
     assert remote.truth.dataset().sizes["time"] == len(local.truth.frames)
-    assert live_runs(dask_compute) == 0  # every run's state dropped on its worker
+    assert live_runs(dask_compute) == 0  # every run's state dropped on its workers
+    (places,) = placed  # alone on the cluster: sampled on one worker, scored on the other
+    assert places.rollouts != places.scoring
 
 
 def test_a_closed_session_stops_its_run_on_the_worker(dask_compute, tiny_zoo, request_for):
@@ -135,7 +142,7 @@ def test_a_killed_worker_fails_only_its_run_and_a_new_run_works(
 
     def kill_its_worker(_):
         if not killed and victim.store.main is not None and victim.store.main.ready >= 2:
-            pids = dask_compute.client.run(os.getpid, workers=[placed[0]])
+            pids = dask_compute.client.run(os.getpid, workers=[placed[0].rollouts])
             killed.extend(pids.values())
             os.kill(killed[0], signal.SIGKILL)
 
@@ -147,7 +154,12 @@ def test_a_killed_worker_fails_only_its_run_and_a_new_run_works(
         await asyncio.gather(first, bystander.start(request_for(seed=6, horizon=40)))
 
     asyncio.run(scenario())
-    assert killed and placed[0] != placed[1]  # one run per worker
+    # The first run sampled on one worker and scored on the other, idle one; the second
+    # found no idle worker and stays on the one without rollouts. Killing the first
+    # run's rollout worker leaves the second alone.
+    first, second = placed
+    assert first.rollouts != first.scoring == second.rollouts == second.scoring
+    assert killed
     lost = "failed: ComputeUnavailableError: the compute worker running this job was lost"
     assert victim.store.status.startswith(lost), victim.store.status
     level, message = victim.store.notice
