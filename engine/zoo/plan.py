@@ -96,6 +96,9 @@ for system, rates in LADDERS.items():
 # validation loss 15 % and its card VRMSE 15 % at every lead, for 2.6x the training and
 # 2.2x the sampling time (docs/zoo.md, "Training levers"). Both methods widen together.
 EMULATOR_RATE_SETTINGS["euler_quadrants", 80]["preset"] = "small"
+# The same widening at Kolmogorov x48, whose long lead sat just above 0.9 (docs/zoo.md,
+# "Kolmogorov's x48 emulators on the `small` backbone").
+EMULATOR_RATE_SETTINGS["kolmogorov", 48]["preset"] = "small"
 # The pixel-space diffusion baseline is the dearest model per frame at sampling time;
 # the zoo has it on one system. Its 16x16 patches hold 1024 values per
 # token, more than the compact width of 128, so it predicts the clean data: with the EDM
