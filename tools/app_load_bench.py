@@ -8,7 +8,10 @@ predicted frame and to the end of the default rollout, its final status and whet
 shared its run with other sessions; plus the server's memory (RSS of the web process and
 of its compute workers) when idle (after one warm-up session came and went), with the N
 sessions open, and again after they closed; and the CPU seconds that the web process,
-the workers and the browsers used from opening the pages until every session was done.
+the workers and the browsers used from opening the pages until every page showed its
+controls, and until every session was done: N pages' CPU until their controls, over the
+machine's cores, is the soonest the last of them could show its controls on this
+machine, however fast the server.
 `--workers 0 2` serves once per setting of
 LATENTSIM_APP_WORKERS (0: models on the web process's thread, as before the workers),
 alternating the order from one N to the next, so the two are compared in one run.
@@ -208,6 +211,18 @@ def _wait_done(page: Any, timeout_s: float) -> None:
     )
 
 
+def _wait_controls(pages: list[Any], timeout_s: float) -> None:
+    """Until every page shows its controls (or the time is up: its result says so)."""
+    deadline = time.monotonic() + timeout_s
+    for page in pages:
+        with contextlib.suppress(Exception):
+            page.wait_for_function(
+                "() => window.lsBench && window.lsBench.controls",
+                timeout=max(deadline - time.monotonic(), 1.0) * 1000,
+                polling=100,
+            )
+
+
 def _result(page: Any, timeout_s: float) -> dict[str, Any]:
     try:
         _wait_done(page, timeout_s)
@@ -245,7 +260,12 @@ def _sessions(
                 pages.append(page)
             if niced:
                 nice_browsers()
-            deadline = time.monotonic() + timeout_s
+            _wait_controls(pages, timeout_s)
+            controls = {
+                "wall_s": round(time.monotonic() - start, 1),
+                **cpu_seconds(before, usage()),
+            }
+            deadline = start + timeout_s
             results = [_result(page, max(deadline - time.monotonic(), 1.0)) for page in pages]
             cpu = {"wall_s": round(time.monotonic() - start, 1), **cpu_seconds(before, usage())}
             memory["with_sessions"] = server_rss_mb()
@@ -255,7 +275,11 @@ def _sessions(
             memory["after_close"] = server_rss_mb()
         finally:
             browser.close()
-    return {**summary(count, results, memory), "cpu_s_until_all_done": cpu}
+    return {
+        **summary(count, results, memory),
+        "cpu_s_until_all_controls": controls,
+        "cpu_s_until_all_done": cpu,
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
