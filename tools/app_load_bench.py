@@ -9,9 +9,9 @@ shared its run with other sessions; plus the server's memory (RSS of the web pro
 of its compute workers) when idle (after one warm-up session came and went), with the N
 sessions open, and again after they closed; and the CPU seconds that the web process,
 the workers and the browsers used from opening the pages until every page showed its
-controls, and until every session was done: N pages' CPU until their controls, over the
-machine's cores, is the soonest the last of them could show its controls on this
-machine, however fast the server.
+controls, and until every session was done: one page's CPU until its controls (N = 1),
+times N over the machine's cores, is the soonest the last of N pages opened at once
+could show its controls on this machine, however fast the server.
 `--workers 0 2` serves once per setting of
 LATENTSIM_APP_WORKERS (0: models on the web process's thread, as before the workers),
 alternating the order from one N to the next, so the two are compared in one run.
@@ -211,9 +211,9 @@ def _wait_done(page: Any, timeout_s: float) -> None:
     )
 
 
-def _wait_controls(pages: list[Any], timeout_s: float) -> None:
-    """Until every page shows its controls (or the time is up: its result says so)."""
-    deadline = time.monotonic() + timeout_s
+def _wait_controls(pages: list[Any], deadline: float) -> None:
+    """Until every page shows its controls, or `deadline` (time.monotonic) passes: a page
+    that never shows them has no controls time in its result."""
     for page in pages:
         with contextlib.suppress(Exception):
             page.wait_for_function(
@@ -221,6 +221,11 @@ def _wait_controls(pages: list[Any], timeout_s: float) -> None:
                 timeout=max(deadline - time.monotonic(), 1.0) * 1000,
                 polling=100,
             )
+
+
+def _spent(start: float, before: dict) -> dict[str, float]:
+    """Wall seconds since `start` and each part's CPU seconds since `before` (usage())."""
+    return {"wall_s": round(time.monotonic() - start, 1), **cpu_seconds(before, usage())}
 
 
 def _result(page: Any, timeout_s: float) -> dict[str, Any]:
@@ -260,14 +265,11 @@ def _sessions(
                 pages.append(page)
             if niced:
                 nice_browsers()
-            _wait_controls(pages, timeout_s)
-            controls = {
-                "wall_s": round(time.monotonic() - start, 1),
-                **cpu_seconds(before, usage()),
-            }
-            deadline = start + timeout_s
+            deadline = time.monotonic() + timeout_s
+            _wait_controls(pages, deadline)
+            controls = _spent(start, before)
             results = [_result(page, max(deadline - time.monotonic(), 1.0)) for page in pages]
-            cpu = {"wall_s": round(time.monotonic() - start, 1), **cpu_seconds(before, usage())}
+            cpu = _spent(start, before)
             memory["with_sessions"] = server_rss_mb()
             for page in pages:
                 page.close()
