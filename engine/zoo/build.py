@@ -36,6 +36,7 @@ from engine.model_files import copy_model, load_model_card, model_paths
 from engine.paths import assets_root, data_root, runs_root
 from engine.stages.autoencoder import train_autoencoder
 from engine.stages.emulator import train_emulator
+from engine.training.checkpoint import list_checkpoints
 from engine.zoo.manifest import (
     ZooEntry,
     autoencoder_mismatch,
@@ -177,7 +178,9 @@ def train(
 ) -> None:
     """Train the model through its stage, resuming from its checkpoints if any."""
     settings = model.settings
-    resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+    # Only committed checkpoints count: a run killed while writing its first one leaves a
+    # temporary directory, which --resume rightly refuses; such a run starts afresh.
+    resume = bool(list_checkpoints(run_dir / "checkpoints"))
     common: dict[str, Any] = {
         "data_root": data,
         "run_dir": run_dir,
@@ -282,7 +285,15 @@ def check_settings(model: ZooModel, card: dict[str, Any], where: object) -> None
     """DataFormatError unless the card was trained with the plan's settings."""
     training = card.get("training") or {}
     config = training.get("train_config") or {}
+    # What the model is before how it was trained: a deterministic card must not pass as
+    # the diffusion entry of its rung, nor a x192 autoencoder as the x768 one. Cards hold
+    # the rate as the float the CLI parsed, the plan as an int.
     found = {
+        "kind": card.get("kind"),
+        "system": card.get("system"),
+        "method": card.get("method"),
+        "space": card.get("space"),
+        "rate": None if card.get("rate") is None else float(card["rate"]),
         "preset": training.get("preset"),
         "steps": config.get("steps"),
         "batch_size": config.get("batch_size"),
@@ -290,6 +301,11 @@ def check_settings(model: ZooModel, card: dict[str, Any], where: object) -> None
         "seed": config.get("seed"),
     }
     wanted = {
+        "kind": model.kind,
+        "system": model.system,
+        "method": model.method,
+        "space": model.space,
+        "rate": None if model.rate is None else float(model.rate),
         **{key: model.settings[key] for key in ("preset", "steps", "batch_size", "lr")},
         "seed": SEED,
     }
@@ -307,8 +323,6 @@ def check_settings(model: ZooModel, card: dict[str, Any], where: object) -> None
         for key in wanted
         if found[key] != wanted[key]
     ]
-    if card.get("kind") != model.kind or card.get("system") != model.system:
-        differ.insert(0, f"a {card.get('system')} {card.get('kind')}")
     if differ:
         raise DataFormatError(where, f"not trained as zoo model {model.name}: {'; '.join(differ)}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -169,6 +170,20 @@ def test_publish_refuses_other_settings_and_other_latents(tmp_path, zoo_root):
     wrong = _tiny_autoencoder(tmp_path, "wrong", training=_training({**SETTINGS, "lr": 2e-3}))
     with pytest.raises(DataFormatError, match=r"lr=0.002 \(plan: 0.001\)"):
         zoo_build.publish(AE, wrong, zoo_root)
+    # Right settings, wrong model: another rate, another method, another space.
+    other_rate = ZooModel("kolmogorov-ae24", "autoencoder", "kolmogorov", SETTINGS, rate=24)
+    with pytest.raises(DataFormatError, match=r"rate=6.0 \(plan: 24.0\)"):
+        zoo_build.publish(other_rate, _tiny_autoencoder(tmp_path, "ae6"), zoo_root)
+    published_ae = load_model_card(zoo_root / AE.asset)
+    diffusion_card = _tiny_emulator(tmp_path, published_ae, "emu-diffusion")
+    deterministic = dataclasses.replace(DIFFUSION, name="kolmogorov-deterministic-ae6")
+    deterministic = dataclasses.replace(deterministic, method="deterministic")
+    with pytest.raises(DataFormatError, match=r"method='diffusion' \(plan: 'deterministic'\)"):
+        zoo_build.publish(deterministic, diffusion_card, zoo_root)
+    pixel = dataclasses.replace(DIFFUSION, name="kolmogorov-diffusion-pixel", space="pixel")
+    pixel = dataclasses.replace(pixel, rate=None, autoencoder=None)
+    with pytest.raises(DataFormatError, match=r"space='latent' \(plan: 'pixel'\)"):
+        zoo_build.publish(pixel, diffusion_card, zoo_root)
     stray = load_model_card(_tiny_autoencoder(tmp_path, "stray", seed=5))  # not the published one
     with pytest.raises(DataFormatError, match="not the published kolmogorov-ae6"):
         zoo_build.publish(DIFFUSION, _tiny_emulator(tmp_path, stray, "emu2"), zoo_root)
@@ -300,6 +315,19 @@ def test_an_emulator_waits_for_its_autoencoder(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo_build, "ensure_dataset", lambda *a: None)
     with pytest.raises(DataFormatError, match="needs its autoencoder kolmogorov-ae6"):
         zoo_build.build([DIFFUSION], runs=tmp_path, assets=tmp_path / "empty", log=print)
+
+
+def test_a_run_killed_in_its_first_checkpoint_starts_afresh(tmp_path, monkeypatch):
+    """Only committed checkpoints make a resume: the trainer refuses to resume from a
+    temporary leftover, so counting it would stop the zoo at this model for good."""
+    calls = []
+    monkeypatch.setattr(zoo_build, "train_autoencoder", lambda *a, **kw: calls.append(kw))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    (checkpoints / ".tmp-step_00000250-x").mkdir(parents=True)
+    zoo_build.train(AE, tmp_path / "run", tmp_path / "data", tmp_path / "assets", print)
+    (checkpoints / "step_00000250").mkdir()
+    zoo_build.train(AE, tmp_path / "run", tmp_path / "data", tmp_path / "assets", print)
+    assert [call["resume"] for call in calls] == [False, True]
 
 
 @pytest.mark.parametrize(
