@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from engine.commands.training_options import add_training_options
+from engine.errors import ParameterError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.paths import data_root, runs_root
     from engine.stages.autoencoder import train_autoencoder
+
+    # A floor of 0 divides by the variance of constant frame-channels (an infinite loss,
+    # every such batch skipped) and a negative one rewards error: refuse before training.
+    if args.loss_eps is not None and not (math.isfinite(args.loss_eps) and args.loss_eps > 0):
+        raise ParameterError("--loss-eps", args.loss_eps, "a finite number > 0")
 
     run_dir = args.run_dir or runs_root() / "ae" / f"{args.system}-r{args.rate:g}-{args.config}"
     card = train_autoencoder(

@@ -55,25 +55,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def environment(paths: list[str], roots: list[str]) -> dict[str, str]:
-    """The variables app/main.py reads: sources, allowed roots and the zoo to use."""
-    from engine.sources import AllowedRoots, ModelFolder, open_source
+    """The variables app/main.py reads: sources, allowed roots and the zoo to use.
 
-    views, zoo = [], None
-    for raw in paths:
-        source = open_source(raw)  # raises DataFormatError naming the file
-        if isinstance(source, ModelFolder):
-            source.zoo()  # a manifest that does not load fails here
-            zoo = str(source.path.resolve())
-        else:
-            views.append(str(Path(raw).resolve()))
-    holders = [str(Path(p).resolve().parent if Path(p).is_file() else Path(p)) for p in views]
+    Each source is opened against the same allowed roots the server will use, so a rollout
+    whose truth file lies outside them fails here rather than in the browser."""
+    from engine.sources import AllowedRoots, open_source
+    from engine.zoo import load_zoo
+    from engine.zoo.manifest import MANIFEST_NAME
+
+    folders = [Path(raw).resolve() for raw in paths if (Path(raw) / MANIFEST_NAME).is_file()]
+    views = [Path(raw).resolve() for raw in paths if Path(raw).resolve() not in folders]
+    holders = [str(path.parent if path.is_file() else path) for path in views]
     allowed = AllowedRoots([*roots, *holders])
+    for path in views:
+        open_source(path, allowed)  # raises DataFormatError naming the file
+    for folder in folders:
+        load_zoo(folder)  # a manifest that does not load fails here
     env = {
-        "LATENTSIM_VIEW_PATHS": os.pathsep.join(views),
+        "LATENTSIM_VIEW_PATHS": os.pathsep.join(str(path) for path in views),
         "LATENTSIM_VIEW_ROOTS": allowed.to_environment(),
     }
-    if zoo is not None:
-        env["LATENTSIM_ASSETS"] = zoo
+    if folders:
+        env["LATENTSIM_ASSETS"] = str(folders[-1])
     return env
 
 

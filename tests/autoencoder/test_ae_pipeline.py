@@ -157,6 +157,14 @@ def test_missing_dataset_says_how_to_make_it(tmp_path, capsys):
     assert "latentsim generate kolmogorov" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("eps", ["0", "-1", "nan"])
+def test_a_loss_floor_that_is_not_positive_is_refused_before_training(eps, tmp_path, capsys):
+    argv = ["train-ae", "kolmogorov", "--rate", "48", "--data", str(tmp_path), "--loss-eps", eps]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "--loss-eps" in error and "a finite number > 0" in error and eps in error
+
+
 def test_nan_in_the_data_is_refused(data_root, tmp_path):
     import shutil
 

@@ -47,3 +47,16 @@ def test_roots_refuse_paths_outside_them(tmp_path: Path) -> None:
     (tmp_path / "a" / "link.nc").symlink_to(tmp_path / "b.nc")
     with pytest.raises(DataFormatError, match="outside the allowed roots"):
         roots.check(tmp_path / "a" / "link.nc")
+
+
+def test_a_truth_file_outside_the_roots_fails_before_serving(tmp_path: Path) -> None:
+    """The command checks with the roots the server will use: a rollout that the browser
+    could not open must not start a server."""
+    well = the_wells_dummy(tmp_path / "dummy.hdf5")
+    rollout = tmp_path / "runs" / "r.nc"
+    rollout.parent.mkdir()
+    rollout_of_dummy(rollout, well, truth_file="../dummy.hdf5")
+    with pytest.raises(DataFormatError, match=r"dummy\.hdf5.*outside the allowed roots"):
+        environment([str(rollout)], [])
+    env = environment([str(rollout)], [str(tmp_path)])
+    assert env["LATENTSIM_VIEW_PATHS"] == str(rollout)
