@@ -23,8 +23,8 @@ from app.models import current_zoo
 from app.overview import systems_markdown, zoo_markdown
 from app.runner import Dispatch, Runner, apply_now
 from app.source_runner import SourceJob, SourceRunner
+from app.sources import BUILTIN, SourceCatalog, SourceState, entry_point_problems
 from app.sources import QUERY_KEYS as SOURCE_QUERY_KEYS
-from app.sources import SourceCatalog, SourceState, entry_point_problems
 from app.state import ExplorerState, ZooMenus
 from app.store import RunStore
 from app.tabs import TAB_REGISTRY
@@ -119,6 +119,9 @@ class ExplorerApp(pn.viewable.Viewer):
         self.state = ExplorerState(ZooMenus(zoo))
         self.store = RunStore()
         self._location: Location | None = None
+        # The zoo view's values a file source overrides (fields, leads, members shown),
+        # restored when the built-in systems are picked again.
+        self._zoo_view: dict[str, Any] | None = None
         dispatch = document_dispatch(pn.state.curdoc)
         self.runner = Runner(self.store, dispatch=dispatch, zoo=lambda: zoo)
         self.sources = SourceState(catalog) if catalog is not None else None
@@ -169,7 +172,11 @@ class ExplorerApp(pn.viewable.Viewer):
             sidebar, main = [self.controls], [help_card, self.alert, self.tabs]
             if self.sources is not None:
                 self.picker = SourcePicker(
-                    state=self.state, store=self.store, sources=self.sources, on_open=self.run
+                    state=self.state,
+                    store=self.store,
+                    sources=self.sources,
+                    on_open=self.run,
+                    on_cancel=self.source_runner.cancel,
                 )
                 self._controls_slot = pn.Column(self.controls, sizing_mode="stretch_width")
                 self.sources.param.watch(self._source_changed, ["source"])
@@ -219,6 +226,11 @@ class ExplorerApp(pn.viewable.Viewer):
         if sources.problem or sources.opened is None:
             self.store.notify("error", sources.describe())
             return
+        if self._zoo_view is None:
+            self._zoo_view = {
+                name: getattr(self.state, name)
+                for name in ("field", "horizon", "member", "conditions")
+            }
         channels = list(sources.channels)
         self.state.param.field.objects = channels
         if self.state.field not in channels:
@@ -236,6 +248,10 @@ class ExplorerApp(pn.viewable.Viewer):
         self._controls_slot.visible = builtin and self.state.available
         if builtin and self.state.available:
             self.state.param.trigger("system")  # menus and bounds of the zoo again
+            self.state.param.trigger("members")  # the member slider's bounds
+            if self._zoo_view is not None:
+                self.state.param.update(**self._zoo_view)
+                self._zoo_view = None
         elif builtin:
             self.store.notify("info", "No emulator in the zoo yet: pick a file source.")
 
@@ -254,7 +270,15 @@ class ExplorerApp(pn.viewable.Viewer):
         return cls(state=self.state, store=self.store, **params)
 
     def start_lesson(self, lesson: Lesson) -> None:
-        """Apply a lesson's URL state, run it and show the tab it is about."""
+        """Apply a lesson's URL state, run it and show the tab it is about.
+
+        Lessons are about the built-in systems: a session showing a file goes back to
+        them first (or, with no emulator in the zoo, says why nothing runs)."""
+        if not self.state.available:
+            self.store.notify("warning", "Lessons need an emulator in the zoo; there is none.")
+            return
+        if self.sources is not None:
+            self.sources.source = BUILTIN
         warnings = apply_lesson(self.state, lesson)
         if warnings:
             self.store.notify("warning", "Lesson: " + "\n\n".join(warnings))
@@ -307,6 +331,7 @@ class ExplorerApp(pn.viewable.Viewer):
         location = pn.state.location
         self.apply_url(location)
         pn.state.on_session_destroyed(self.runner.close)
+        pn.state.on_session_destroyed(self.source_runner.close)
         pn.state.on_session_destroyed(release_after_session)
         if self.state.available or self.sources is not None:
             pn.state.onload(lambda: self._loaded(location))

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,6 +129,15 @@ class SourceRunner:
         return self.task
 
     def cancel(self) -> None:
+        """Stop the job shown and say so; a block in flight on the compute thread
+        finishes unseen."""
+        running = self.task is not None and not self.task.done()
+        self.close()
+        if running:
+            self.store.param.update(running=False, eta="", status="cancelled")
+
+    def close(self, *_: Any) -> None:
+        """The session is gone: stop its job, touching nothing of the page."""
         self._token = None
         if self.task is not None and not self.task.done():
             self.task.cancel()

@@ -20,6 +20,7 @@ from typing import Any
 import param
 import xarray
 
+from app.url import refusal
 from engine.errors import LatentsimError
 from engine.sources import (
     AllowedRoots,
@@ -279,8 +280,7 @@ class SourceState(param.Parameterized):
                 value = int(raw) if self.param[name].__class__ is param.Integer else str(raw)
                 setattr(self, name, value)
             except (TypeError, ValueError) as err:
-                text = str(err).split(";")[0][:160]
-                warnings.append(f"ignored {name}={raw!r} ({text}); kept {getattr(self, name)!r}")
+                warnings.append(refusal(name, raw, self.param[name], err, getattr(self, name)))
         return warnings
 
     def to_query(self) -> dict[str, str]:

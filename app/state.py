@@ -330,7 +330,7 @@ class ExplorerState(param.Parameterized):
         elif self.compare == "samplers" and self.kind != "diffusion":
             notes.append("sampler comparison needs a diffusion emulator; none was run")
         elif self.compare == "samplers":
-            for choice in self.compare_samplers:
+            for choice in dict.fromkeys(self.compare_samplers):  # a URL may repeat one
                 sampler, steps = choice.split("/")
                 if (sampler, int(steps)) == (self.sampler, self.steps):
                     keys.append(main.key)

@@ -36,6 +36,9 @@ QUERY_PARAMS = (
     "mosaic",
     "member",
 )
+# A refused value's message lists at most this many valid choices (a folder of sources
+# can hold hundreds).
+MAX_LISTED = 12
 
 
 def apply_query(state: ExplorerState, query: Mapping[str, Any]) -> list[str]:
@@ -78,8 +81,32 @@ def _apply_value(state: ExplorerState, name: str, raw: Any) -> str | None:
             value = (parameter.names or {}).get(value, value)  # a menu label
         setattr(state, name, value)
     except (TypeError, ValueError) as err:
-        return f"ignored {name}={raw!r} ({_short(err)}); kept {name}={getattr(state, name)!r}"
+        return refusal(name, raw, parameter, err, getattr(state, name))
     return None
+
+
+def refusal(name: str, raw: Any, parameter: param.Parameter, err: Exception, kept: Any) -> str:
+    """Why a URL value was ignored, with what the parameter accepts *now* (the valid
+    rates, kinds and horizon depend on the system and model chosen before it)."""
+    valid = accepted(parameter)
+    reason = f"valid: {valid}" if valid else _short(err)
+    return f"ignored {name}={raw!r} ({reason}); kept {name}={kept!r}"
+
+
+def accepted(parameter: param.Parameter) -> str:
+    """The values `parameter` accepts, as a URL would spell them ('' if unbounded)."""
+    if isinstance(parameter, param.Boolean):
+        return "true or false"
+    if isinstance(parameter, param.Integer) and parameter.bounds:
+        low, high = parameter.bounds
+        return f"an integer in [{low}, {high}]"
+    if isinstance(parameter, param.Selector):  # ListSelector included
+        objects = [str(value) for value in parameter.objects]
+        choices = ", ".join(objects[:MAX_LISTED])
+        if len(objects) > MAX_LISTED:
+            choices += f", ... ({len(objects)} in all)"
+        return f"a list of {choices}" if isinstance(parameter, param.ListSelector) else choices
+    return ""
 
 
 def _coerce(parameter: param.Parameter, raw: Any) -> Any:

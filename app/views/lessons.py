@@ -9,6 +9,7 @@ also hand out the link. The cost lesson shows the scaling plot measured by
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import panel as pn
@@ -72,8 +73,10 @@ class LessonsView(pn.viewable.Viewer):
         return pn.Column(*parts, css_classes=["ls-lesson"], sizing_mode="stretch_width")
 
     def _clicked(self, item: Lesson) -> Callable[[Any], None]:
+        # Scheduled on the document's next tick like the Run button (app/views/controls.py):
+        # a lesson rewrites the views' Bokeh models, which fails outside the document lock.
         def clicked(_: Any) -> None:
             if self.on_lesson is not None:
-                self.on_lesson(item)
+                pn.state.execute(partial(self.on_lesson, item), schedule=True)
 
         return clicked

@@ -15,6 +15,7 @@ from typing import Any
 import panel as pn
 import xarray
 
+from app.compute import COMPUTE
 from app.views.base import View
 from app.views.movie import MovieDownloads
 from engine.errors import LatentsimError
@@ -126,14 +127,19 @@ class ShareView(View):
         if source is not None:
             self.card.object = source["description"]
 
-    def _rollout(self) -> io.BytesIO | None:
+    # The datasets are snapshots taken on the event loop; writing them as NetCDF (hundreds
+    # of MB for a long, large ensemble) runs on the compute thread, so one student's
+    # download does not freeze every other session of the server.
+    async def _rollout(self) -> io.BytesIO | None:
         main = self.store.main
         dataset = main.dataset() if main is not None else None
-        return None if dataset is None else netcdf_bytes(dataset)
+        return None if dataset is None else await COMPUTE.run(netcdf_bytes, dataset)
 
-    def _truth(self) -> io.BytesIO | None:
+    async def _truth(self) -> io.BytesIO | None:
         truth = self.store.truth
-        return None if truth is None or not truth.frames else netcdf_bytes(truth.dataset())
+        if truth is None or not truth.frames:
+            return None
+        return await COMPUTE.run(netcdf_bytes, truth.dataset())
 
     def _show_card(self, *_: Any) -> None:
         state = self.state

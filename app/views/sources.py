@@ -23,6 +23,7 @@ class SourcePicker(View):
 
     sources = param.ClassSelector(class_=SourceState, doc="the selected source")
     on_open = param.Callable(doc="called (on the document's next tick) when Open is clicked")
+    on_cancel = param.Callable(doc="called (on the document's next tick) when Cancel is clicked")
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -58,6 +59,13 @@ class SourcePicker(View):
             sizing_mode="stretch_width",
         )
         self.open.on_click(lambda _: pn.state.execute(self._open, schedule=True))
+        self.cancel = pn.widgets.Button(
+            label="Cancel",
+            disabled=True,
+            css_classes=["ls-source-cancel"],
+            sizing_mode="stretch_width",
+        )
+        self.cancel.on_click(lambda _: pn.state.execute(self._cancel, schedule=True))
         self.note = pn.pane.Markdown("", css_classes=["ls-source-note"], margin=(0, 10))
         self.progress = pn.indicators.Progress(
             value=0, max=1000, css_classes=["ls-source-progress"], sizing_mode="stretch_width"
@@ -71,7 +79,7 @@ class SourcePicker(View):
             self.index,
             self.emulator,
             self.members,
-            self.open,
+            pn.Row(self.open, self.cancel, sizing_mode="stretch_width"),
             self.progress,
             self.status,
             sizing_mode="stretch_width",
@@ -94,6 +102,10 @@ class SourcePicker(View):
     def _open(self) -> None:
         if self.on_open is not None:
             self.on_open()
+
+    def _cancel(self) -> None:
+        if self.on_cancel is not None:
+            self.on_cancel()
 
     def _show(self, *_: Any) -> None:
         sources = self.sources
@@ -120,3 +132,4 @@ class SourcePicker(View):
         self.progress.value = round(store.progress * 1000)
         self.progress.bar_color = "primary" if store.running else "success"
         self.status.object = store.status
+        self.cancel.disabled = not store.running

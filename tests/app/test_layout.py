@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -110,10 +111,10 @@ def test_downloads_are_netcdf_of_the_engine_datasets(app):
     assert app.share.download_rollout.disabled
     run_app(app)
     assert not app.share.download_rollout.disabled
-    rollout = xarray.open_dataset(app.share._rollout(), engine="h5netcdf")
+    rollout = xarray.open_dataset(asyncio.run(app.share._rollout()), engine="h5netcdf")
     assert dict(rollout.sizes) == {"member": 3, "time": 6, "x": 32, "y": 16}
     assert rollout.attrs["emulator"] == "rayleigh_benard-diffusion-ae8"
-    truth = xarray.open_dataset(app.share._truth(), engine="h5netcdf")
+    truth = xarray.open_dataset(asyncio.run(app.share._truth()), engine="h5netcdf")
     assert truth.sizes["time"] == 7 and truth.attrs["seed"] == 0
     np.testing.assert_array_equal(
         truth["buoyancy"].values, app.store.truth.dataset()["buoyancy"].values

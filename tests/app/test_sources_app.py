@@ -12,11 +12,22 @@ import pytest
 import torch
 
 import app
+from app.cluster import (
+    SCHEDULER_VARIABLE,
+    WORKERS_VARIABLE,
+    ComputeSettings,
+    model_compute,
+    start_model_compute,
+    stop_model_compute,
+)
+from app.compute import InProcessCompute
+from app.lessons import LESSONS
 from app.shell import ExplorerApp
 from app.sources import BUILTIN, NO_EMULATOR, SourceCatalog, SourceState
 from engine.data.well_reader import open_well
 from engine.rollout import RolloutConfig, rollout, truth_dataset
 from engine.sources import AllowedRoots, SolverSource, open_source, register_emulator
+from engine.zoo import load_zoo
 from tests.sources.files import rollout_of_dummy, the_wells_dummy
 
 
@@ -77,6 +88,75 @@ def test_a_rollout_file_fills_the_views_and_a_bad_file_leaves_the_app_working(
     assert explorer.state.field in explorer.state.spec.channel_names
 
 
+def test_the_zoo_view_comes_back_as_it_was_after_a_file(tiny_zoo, data: Path) -> None:
+    """A file sets the leads and members to its own; the zoo's come back with it."""
+    catalog = SourceCatalog(AllowedRoots([data]), (data / "roll.nc",))
+    explorer = ExplorerApp(tiny_zoo, catalog=catalog)
+    state = explorer.state
+    explorer.sources.source = BUILTIN
+    parameter = state.spec.parameters[0]
+    state.param.update(horizon=20, member=5, field=state.spec.channel_names[-1])
+    assert state.set_condition(parameter.name, sum(parameter.train_range) / 2) is None
+    before = {n: getattr(state, n) for n in ("horizon", "member", "field", "conditions")}
+    show(explorer, catalog.initial)  # 8 leads, 4 members
+    assert (state.horizon, state.param.member.bounds) == (8, (0, 3))
+    explorer.sources.source = BUILTIN
+    assert {n: getattr(state, n) for n in before} == before
+    assert state.param.member.bounds == (0, state.members - 1)
+    assert state.param.horizon.bounds[1] >= 20
+
+
+def test_a_lesson_in_a_file_session_runs_on_the_zoo(data: Path, monkeypatch) -> None:
+    catalog = SourceCatalog(AllowedRoots([data]), (data / "roll.nc",))
+    explorer = ExplorerApp(load_zoo(), catalog=catalog)  # the lessons' models
+    started = []
+    monkeypatch.setattr(explorer.runner, "start", started.append)
+    explorer.start_lesson(LESSONS[0])
+    assert explorer.sources.source == BUILTIN and explorer._controls_slot.visible
+    (request,) = started
+    assert request.system == explorer.state.system
+
+
+class HeldCompute:
+    """The compute queue, holding every call after the first (the job's opening) until
+    the test lets it go: the job is then surely mid-way when it is stopped."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+
+    async def run(self, fn, *args):
+        self.calls += 1
+        if self.calls > 1:
+            await asyncio.Event().wait()  # held until cancelled
+        return await self.inner.run(fn, *args)
+
+
+def test_a_file_job_can_be_cancelled_and_stops_when_the_session_closes(
+    tiny_zoo, data: Path
+) -> None:
+    """Cancel (the picker's button) stops the job and says so; a closed session's job
+    stops without touching the page."""
+    catalog = SourceCatalog(AllowedRoots([data]), (data / "roll.nc",))
+    explorer = ExplorerApp(tiny_zoo, catalog=catalog)
+    store, picker, runner = explorer.store, explorer.picker, explorer.source_runner
+    compute = runner._compute
+
+    async def stopped_mid_way(stop) -> None:
+        runner._compute = HeldCompute(compute)
+        explorer.run()
+        while runner._compute.calls < 2:  # opened, now held at its first block
+            await asyncio.sleep(0.01)
+        assert store.running and not picker.cancel.disabled
+        stop()
+        with pytest.raises(asyncio.CancelledError):
+            await runner.task
+
+    asyncio.run(stopped_mid_way(picker._cancel))
+    assert (store.running, store.status, picker.cancel.disabled) == (False, "cancelled", True)
+    asyncio.run(stopped_mid_way(runner.close))
+    assert store.running and store.main.ready == 0  # the page was left as it was
+
+
 def test_latentsims_own_rollout_gets_its_truth_from_the_solver(tiny_zoo, tmp_path) -> None:
     pipeline = tiny_zoo.pipeline("rayleigh_benard-deterministic-ae8", device="cpu")
     spec = pipeline.spec
@@ -128,6 +208,19 @@ def test_an_emulator_with_nan_or_a_wrong_shape_is_reported(tiny_zoo, data: Path)
     explorer.sources.emulator = NO_EMULATOR
     show(explorer)
     assert explorer.store.status.startswith("done: truth of")
+
+
+def test_a_notebook_runs_the_zoo_in_the_kernel(tiny_zoo, tmp_path: Path, monkeypatch) -> None:
+    """`app.explore` starts no Dask cluster unless the environment asks for one."""
+    stop_model_compute()
+    monkeypatch.delenv(WORKERS_VARIABLE, raising=False)
+    monkeypatch.delenv(SCHEDULER_VARIABLE, raising=False)
+    try:
+        app.explore(open_well(the_wells_dummy(tmp_path / "dummy.hdf5")), zoo=tiny_zoo)
+        assert isinstance(model_compute(), InProcessCompute)
+    finally:
+        stop_model_compute()
+        start_model_compute(ComputeSettings(workers=0))
 
 
 def test_explore_in_memory_well_and_rollout(tiny_zoo, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 from app_zoo import BROKEN
 
 from app.state import DEFAULT_COMPARE_SAMPLERS, ExplorerState, ZooMenus, sampler_names
+from app.url import accepted
 from engine.diffusion.samplers import SAMPLERS
 
 
@@ -109,6 +110,12 @@ def test_a_good_query_reproduces_the_state(state):
     assert other.compare_samplers == ["ab/4", "euler/8"]
 
 
+def test_a_repeated_sampler_in_the_url_is_compared_once(state):
+    assert state.apply_query({"compare": "samplers", "compare_samplers": "ab/4,ab/4,euler/8"}) == []
+    request, _ = state.request()
+    assert len(request.compare_keys) == len(set(request.compare_keys)) == 2
+
+
 def test_query_values_parsed_by_panel_are_accepted(state):
     # panel's parse_query turns digits into ints and numbers into floats
     assert state.apply_query({"rate": 16, "members": 3, "Prandtl": 2.0, "kind": "diffusion"}) == []
@@ -122,7 +129,7 @@ def test_query_values_parsed_by_panel_are_accepted(state):
         ({"rate": "999"}, "rate", 8, "999"),
         ({"rate": "16", "kind": "deterministic"}, "kind", "diffusion", "deterministic"),
         ({"members": "1000"}, "members", 8, "1000"),
-        ({"members": "2.5"}, "members", 8, "not an integer"),
+        ({"members": "2.5"}, "members", 8, "an integer in [1, "),
         ({"steps": "many"}, "steps", 16, "many"),
         ({"horizon": "0"}, "horizon", 40, "horizon"),
         ({"sampler": "rk45"}, "sampler", "ab", "rk45"),
@@ -145,9 +152,21 @@ def test_query_values_parsed_by_panel_are_accepted(state):
 def test_bad_query_values_are_reported_and_leave_a_sane_state(state, query, name, kept, says):
     warnings = state.apply_query(query)
     assert len(warnings) == 1 and says in warnings[0] and name in warnings[0]
+    assert accepted(state.param[name]) in warnings[0]  # and what would have been valid
     assert getattr(state, name) == kept
     request, _ = state.request()  # still a runnable job
     assert request.main.emulator in {e.name for e in state.menus.zoo.available()}
+
+
+def test_a_refused_value_names_the_valid_choices_of_the_moment(state):
+    """The valid rates depend on the system: the message lists the current ones."""
+    (warning,) = state.apply_query({"system": "mars"})
+    assert f"valid: {', '.join(state.param.system.objects)}" in warning
+    (warning,) = state.apply_query({"rate": "999"})
+    assert f"valid: {', '.join(str(r) for r in state.param.rate.objects)}" in warning
+    (warning,) = state.apply_query({"horizon": "0"})
+    low, high = state.param.horizon.bounds
+    assert f"valid: an integer in [{low}, {high}]" in warning
 
 
 def test_conditions_outside_the_valid_range_are_refused_but_ood_is_allowed(state):
