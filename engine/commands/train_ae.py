@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
+from engine.commands.run_record import claim_run_dir, run_record
 from engine.commands.training_options import add_training_options
 from engine.errors import ParameterError
 
@@ -40,10 +42,13 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("--loss-eps", args.loss_eps, "a finite number > 0")
 
     run_dir = args.run_dir or runs_root() / "ae" / f"{args.system}-r{args.rate:g}-{args.config}"
+    data = Path(args.data or data_root())
+    record = run_record(args, data / args.system / f"{args.system}.yaml")
+    claim_run_dir(Path(run_dir), record, resume=args.resume)
     card = train_autoencoder(
         args.system,
         args.rate,
-        data_root=args.data or data_root(),
+        data_root=data,
         run_dir=run_dir,
         preset=args.config,
         steps=args.steps,

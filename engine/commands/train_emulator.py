@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from engine.commands.run_record import claim_run_dir, run_record
 from engine.commands.training_options import add_training_options
 from engine.emulator.base import KINDS, SPACES
 
@@ -61,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.paths import data_root, runs_root
-    from engine.stages.emulator import train_emulator
+    from engine.stages.emulator import default_autoencoder_path, train_emulator
 
     if args.space == "latent":
         where = f"ae{args.rate:g}" if args.rate is not None else "ae"
@@ -70,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
     stride = f"-s{args.frame_stride}" if args.frame_stride != 1 else ""
     prediction = f"-{args.prediction}" if args.prediction else ""
     run_name = f"{args.system}-{args.kind}-{where}{stride}{prediction}-{args.config}"
+    run_dir = Path(args.run_dir or runs_root() / "emulators" / run_name)
+    data = Path(args.data or data_root())
+    autoencoder = None
+    if args.space == "latent" and (args.autoencoder or args.rate is not None):
+        autoencoder = Path(args.autoencoder or default_autoencoder_path(args.system, args.rate))
+    record = run_record(args, data / args.system / f"{args.system}.yaml", autoencoder)
+    claim_run_dir(run_dir, record, resume=args.resume)
     card = train_emulator(
         args.system,
         args.rate,
@@ -78,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
         autoencoder=args.autoencoder,
         patch=args.patch,
         prediction=args.prediction,
-        data_root=args.data or data_root(),
-        run_dir=args.run_dir or runs_root() / "emulators" / run_name,
+        data_root=data,
+        run_dir=run_dir,
         preset=args.config,
         steps=args.steps,
         batch_size=args.batch_size,

@@ -165,6 +165,17 @@ def test_a_loss_floor_that_is_not_positive_is_refused_before_training(eps, tmp_p
     assert "--loss-eps" in error and "a finite number > 0" in error and eps in error
 
 
+def test_resume_refuses_other_settings_than_the_run_was_started_with(data_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train-ae", "kolmogorov", "--rate", "192", "--steps", "4", "--batch-size", "8"]
+    argv += ["--data", str(data_root), "--run-dir", str(run), "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    assert main([*argv, "--resume", "--loss-eps", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "--loss-eps None then, 1.0 now" in error and str(run) in error
+    assert main([*argv, "--resume"]) == 0  # the refused settings were not recorded
+
+
 def test_nan_in_the_data_is_refused(data_root, tmp_path):
     import shutil
 
