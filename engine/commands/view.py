@@ -63,8 +63,9 @@ def environment(paths: list[str], roots: list[str]) -> dict[str, str]:
     from engine.zoo import load_zoo
     from engine.zoo.manifest import MANIFEST_NAME
 
-    folders = [Path(raw).resolve() for raw in paths if (Path(raw) / MANIFEST_NAME).is_file()]
-    views = [Path(raw).resolve() for raw in paths if Path(raw).resolve() not in folders]
+    resolved = [Path(raw).resolve() for raw in paths]
+    folders = [path for path in resolved if (path / MANIFEST_NAME).is_file()]
+    views = [path for path in resolved if path not in folders]
     holders = [str(path.parent if path.is_file() else path) for path in views]
     allowed = AllowedRoots([*roots, *holders])
     for path in views:
