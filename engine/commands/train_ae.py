@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from engine.commands.run_record import claim_run_dir, run_record
 from engine.commands.training_options import add_training_options
-from engine.errors import ParameterError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,12 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.paths import data_root, runs_root
-    from engine.stages.autoencoder import train_autoencoder
+    from engine.stages.autoencoder import check_loss_eps, train_autoencoder
 
-    # A floor of 0 divides by the variance of constant frame-channels (an infinite loss,
-    # every such batch skipped) and a negative one rewards error: refuse before training.
-    if args.loss_eps is not None and not (math.isfinite(args.loss_eps) and args.loss_eps > 0):
-        raise ParameterError("--loss-eps", args.loss_eps, "a finite number > 0")
+    if args.loss_eps is not None:  # before the run directory is claimed
+        check_loss_eps(args.loss_eps, "--loss-eps")
 
     run_dir = args.run_dir or runs_root() / "ae" / f"{args.system}-r{args.rate:g}-{args.config}"
     data = Path(args.data or data_root())

@@ -19,6 +19,7 @@ Nothing is written: files are opened read-only, loaded, and closed.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import xarray
 
 from engine.errors import DataFormatError
 from engine.sources.frames import Frames
-from engine.systems import SYSTEM_NAMES
+from engine.systems import SYSTEM_NAMES, get_system
 
 MEMBER_DIMS = ("member", "ensemble", "realization", "sample", "number")
 TIME_DIMS = ("time", "lead", "step", "lead_time", "t")
@@ -39,6 +40,10 @@ CHANNEL_DIMS = ("channel", "field", "variable")
 TRUTH_SUFFIX = "_truth"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NETCDF3_SIGNATURE = b"CDF"
+# A rollout naming a solver truth makes the server run that solver up to its last frame;
+# a frame coordinate far past the system's own trajectories would hold a compute worker
+# for hours, so it is refused beyond this many trajectory lengths.
+SOLVER_TRAJECTORIES_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,17 @@ class _Parser:
     def fail(self, problem: str) -> DataFormatError:
         return DataFormatError(self.path, problem)
 
+    def integer_attribute(self, name: str, default: int | None = None) -> int:
+        """A non-negative integer attribute; any writer's spelling of one (a NumPy or
+        Python integer, an integral float, a numeric string) is accepted."""
+        raw = self.dataset.attrs.get(name, default)
+        number = isinstance(raw, numbers.Real) and not isinstance(raw, bool)
+        if not (number and float(raw).is_integer() and raw >= 0) and not (
+            isinstance(raw, str) and raw.strip().isdigit()
+        ):
+            raise self.fail(f"attribute {name}={raw!r} is not a non-negative integer")
+        return int(raw)
+
     def parse(self) -> RolloutFile:
         ds = self.dataset
         names = [n for n in ds.data_vars if not str(n).endswith(TRUTH_SUFFIX)]
@@ -261,6 +277,13 @@ class _Parser:
             if len(present) != len(truth_vars):
                 missing = sorted(set(truth_vars) - set(present))
                 raise self.fail(f"truth variables incomplete: {', '.join(missing)} missing")
+            expected = {time_dim, *spatial}
+            wrong = [f"{v}{ds[v].dims}" for v in truth_vars if set(ds[v].dims) != expected]
+            if wrong:
+                raise self.fail(
+                    f"truth variables need dims ({time_dim}, {', '.join(spatial)}); "
+                    f"found {', '.join(wrong)}"
+                )
             values = np.stack(
                 [ds[v].transpose(time_dim, *spatial).values for v in truth_vars], axis=1
             ).astype(np.float32)
@@ -302,7 +325,7 @@ class _Parser:
         if not target.is_absolute():
             target = self.path.parent / target
         split = attrs.get("truth_split")
-        trajectory = int(attrs.get("truth_trajectory", 0))
+        trajectory = self.integer_attribute("truth_trajectory", 0)
         if self.truth_loader is None:
             self.notes.append(f"truth_file {target} was not followed (no loader given)")
             return (frame if frame is not None else np.arange(n_leads)), None
@@ -345,13 +368,20 @@ class _Parser:
             conditions = json.loads(str(attrs.get("conditions", "{}")))
         except json.JSONDecodeError as err:
             raise self.fail(f"attribute conditions is not JSON ({err})") from err
-        system, seed = str(attrs["system"]), int(attrs["seed"])
+        system, seed = str(attrs["system"]), self.integer_attribute("seed")
         if system not in SYSTEM_NAMES:
             self.notes.append(
                 f"no truth: system {system!r} is not one latentsim can rerun "
                 f"({', '.join(SYSTEM_NAMES)})"
             )
             return frame, None
+        limit = SOLVER_TRAJECTORIES_MAX * get_system(system).spec.n_frames - 1
+        if frame.min() < 0 or frame.max() > limit:
+            raise self.fail(
+                f"frame coordinate {int(frame.min())}..{int(frame.max())} is outside the "
+                f"{system} solver's 0..{limit} ({SOLVER_TRAJECTORIES_MAX} trajectories of "
+                f"{limit // SOLVER_TRAJECTORIES_MAX + 1} frames)"
+            )
 
         def solve() -> Frames:
             from engine.rollout.truth import truth_dataset  # the solver only when needed

@@ -8,6 +8,7 @@ physical units and save safetensors + a JSON card with those metrics.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -53,6 +54,20 @@ class AutoencoderRecipe(Recipe):
     # carry most of the loss and gradients ~15x the clip; 1.0 weighs every channel by
     # roughly its share of the preprocessed variance (docs/zoo.md).
     loss_eps: float = VMSE_EPS
+
+    def __post_init__(self) -> None:
+        check_loss_eps(self.loss_eps)
+
+
+def check_loss_eps(value: object, name: str = "loss_eps") -> float:
+    """The loss floor as a float, or ParameterError: a floor of 0 divides by the variance
+    of constant frame-channels (an infinite loss, every such batch skipped) and a negative
+    one rewards error."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParameterError(name, value, "a finite number > 0")
+    if not (math.isfinite(value) and value > 0):
+        raise ParameterError(name, value, "a finite number > 0")
+    return float(value)
 
 
 # "small" is sized for 2 CPU cores (~80 frames/s): a few minutes per model.

@@ -163,6 +163,16 @@ def test_a_loss_floor_that_is_not_positive_is_refused_before_training(eps, tmp_p
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert "--loss-eps" in error and "a finite number > 0" in error and eps in error
+    assert not any(tmp_path.iterdir())  # no run directory claimed
+
+
+@pytest.mark.parametrize("eps", [0, -1.0, float("nan"), float("inf"), "1", True])
+def test_the_stage_refuses_a_loss_floor_that_is_not_positive(eps, tmp_path):
+    with pytest.raises(ParameterError, match="loss_eps=.* a finite number > 0"):
+        train_autoencoder(
+            "kolmogorov", 48, data_root=tmp_path, run_dir=tmp_path / "run", loss_eps=eps
+        )
+    assert not any(tmp_path.iterdir())
 
 
 def test_resume_refuses_other_settings_than_the_run_was_started_with(data_root, tmp_path, capsys):

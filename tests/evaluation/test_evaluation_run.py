@@ -438,6 +438,7 @@ def test_the_code_hash_follows_measuring_code_not_the_report(tmp_path, monkeypat
         "evaluation/report.py",
         "commands/evaluate.py",
         "zoo/manifest.py",
+        "sources/rollout_file.py",
     ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("x = 1\n")
@@ -446,6 +447,7 @@ def test_the_code_hash_follows_measuring_code_not_the_report(tmp_path, monkeypat
     (tmp_path / "evaluation/report.py").write_text("x = 2\n")
     (tmp_path / "commands/evaluate.py").write_text("x = 2\n")
     (tmp_path / "zoo/manifest.py").write_text("x = 2\n")  # finds models: their hash says
+    (tmp_path / "sources/rollout_file.py").write_text("x = 2\n")  # the explorer's only
     assert cache.engine_source_sha256.__wrapped__() == first
     (tmp_path / "rollout.py").write_text("x = 2\n")
     assert cache.engine_source_sha256.__wrapped__() != first

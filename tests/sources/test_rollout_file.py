@@ -141,3 +141,60 @@ def test_a_truth_file_outside_the_roots_is_refused(tmp_path: Path, well: Path) -
     with pytest.raises(DataFormatError, match="outside the allowed roots"):
         open_source(inside / "escape.nc", AllowedRoots([inside]))
     assert open_source(inside / "escape.nc", AllowedRoots([tmp_path])).truth is not None
+
+
+def _field_rollout(attrs: dict, frames: list[int] | None = None) -> xarray.Dataset:
+    """A 3-lead, one-member rollout of a field `u` on a 4×4 grid, with `attrs`."""
+    leads = len(frames) if frames is not None else 3
+    coords = {"frame": ("time", frames)} if frames is not None else {}
+    return xarray.Dataset(
+        {"u": (("member", "time", "x", "y"), np.zeros((1, leads, 4, 4), np.float32))},
+        coords=coords,
+        attrs=attrs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        ({"system": "kolmogorov", "seed": "abc"}, "attribute seed='abc' is not a non-negative"),
+        ({"system": "kolmogorov", "seed": -3}, "attribute seed=-3 is not a non-negative"),
+        ({"system": "kolmogorov", "seed": 2.5}, "attribute seed=2.5 is not a non-negative"),
+        (
+            {"truth_file": "dummy.hdf5", "truth_trajectory": "first"},
+            "attribute truth_trajectory='first' is not a non-negative integer",
+        ),
+    ],
+)
+def test_malformed_truth_attributes_are_named(attrs: dict, message: str) -> None:
+    with pytest.raises(DataFormatError, match=message):
+        open_rollout(_field_rollout(attrs))
+
+
+@pytest.mark.parametrize("seed", [np.int64(7), 7.0, "7", " 7 "])
+def test_any_writers_integer_is_a_seed(seed: object) -> None:
+    rollout = open_rollout(_field_rollout({"system": "kolmogorov", "seed": seed}))
+    assert "truth: the kolmogorov solver, seed 7 (run when shown)" in rollout.notes
+
+
+@pytest.mark.parametrize(
+    ("frames", "shown"), [([-1, 0, 1], "-1..1"), ([0, 1, 5000], "0..5000")], ids=["neg", "far"]
+)
+def test_solver_truth_frames_outside_what_the_solver_may_run(frames, shown) -> None:
+    dataset = _field_rollout({"system": "kolmogorov", "seed": 1}, frames)
+    # 10 of Kolmogorov's 101-frame trajectories: frames 0..1009
+    with pytest.raises(
+        DataFormatError, match=f"frame coordinate {shown} is outside the kolmogorov solver's 0..1009"
+    ):
+        open_rollout(dataset)
+    assert open_rollout(_field_rollout({"system": "kolmogorov", "seed": 1}, [1007, 1008, 1009]))
+
+
+def test_truth_variables_with_a_member_dim_are_refused() -> None:
+    dataset = _field_rollout({})
+    dataset["u_truth"] = dataset["u"]  # (member, time, x, y): one truth per member?
+    with pytest.raises(
+        DataFormatError,
+        match=r"truth variables need dims \(time, x, y\); found u_truth\('member', 'time', 'x', 'y'\)",
+    ):
+        open_rollout(dataset)
