@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("system", metavar="SYSTEM")
     parser.add_argument("--rate", type=float, required=True, help="compression rate, e.g. 80")
     add_training_options(
-        parser, run_dir_default="runs/ae/SYSTEM-rRATE-CONFIG", presets=("small", "wide8", "paper")
+        parser,
+        run_dir_default="runs/ae/SYSTEM-rRATE-CONFIG",
+        presets=("small", "wide8", "wide8deep", "paper"),
     )
     parser.add_argument(
         "--loss-eps", type=float, help="variance floor of the VMSE loss (preset's: 0.01)"

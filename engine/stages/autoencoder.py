@@ -71,7 +71,8 @@ def check_loss_eps(value: object, name: str = "loss_eps") -> float:
 
 
 # "small" is sized for 2 CPU cores (~80 frames/s): a few minutes per model.
-# "wide8" is the same recipe for the preset with spatial factor 8 at twice the width.
+# "wide8" (and "wide8deep") is the same recipe for the preset with spatial factor 8 at
+# twice the width (and two blocks per level).
 # "paper" follows the paper's batch and learning rate (AdamW instead of PSGD-Kron).
 _SMALL = AutoencoderRecipe(
     steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, checkpoint_every=250, validate_every=250
@@ -79,6 +80,7 @@ _SMALL = AutoencoderRecipe(
 RECIPES: dict[str, AutoencoderRecipe] = {
     "small": _SMALL,
     "wide8": _SMALL,
+    "wide8deep": _SMALL,
     "paper": AutoencoderRecipe(
         steps=262_144,
         batch_size=64,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.autoencoder.config import preset_spatial_factor
 from engine.autoencoder.ladder import LADDERS
 from engine.emulator.base import KINDS
 from engine.errors import UnknownNameError
@@ -73,13 +74,13 @@ EMULATOR_SETTINGS: dict[str, Any] = {
     "batch_size": 32,
     "lr": 1e-3,
 }
-# Latent emulators on a factor-8 (`wide8`) rung: its 8x8 latent grid takes 2x2 latent
-# patches (the same 16 tokens per frame as on the factor-16 ones). No weight EMA: at 2000
+# Latent emulators on a factor-8 (`wide8`, `wide8deep`) rung: its 8x8 latent grid takes
+# 2x2 latent patches (the same 16 tokens per frame as on the factor-16 ones). No weight EMA: at 2000
 # steps a 0.999 average made the Euler x80 diffusion emulator worse (docs/zoo.md).
 EMULATOR_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
     key: {**EMULATOR_SETTINGS, "patch": 2}
     for key, settings in AUTOENCODER_RATE_SETTINGS.items()
-    if settings["preset"] == "wide8"
+    if preset_spatial_factor(settings["preset"]) == 8
 }
 # The lowest rungs' emulators, which the explorer shows first, train 3x longer: at 2000
 # steps their loss is still falling and the diffusion emulators' short-lead error is model
