@@ -41,6 +41,7 @@ from engine.training.config import TrainConfig
 from engine.training.distributed import DistContext, init_distributed
 from engine.training.log import LOG_NAME, JsonlLog, Progress
 from engine.training.optimizers import build_optimizer
+from engine.training.precision import EMULATED_BF16, cpu_has_native_bf16
 
 LossFn = Callable[[nn.Module, dict[str, Tensor]], Tensor]
 ValidateFn = Callable[[nn.Module, Any], Mapping[str, float]]
@@ -244,6 +245,8 @@ class Trainer:
             self._start()
         self._reset_window()
         self.ddp_model = self.dist.wrap(self.model)
+        if config.bf16 and self.dist.device.type == "cpu" and not cpu_has_native_bf16():
+            self._warn(EMULATED_BF16)
 
     # ------------------------------------------------------------------ the loop
 

@@ -168,7 +168,7 @@ def test_a_loss_floor_that_is_not_positive_is_refused_before_training(eps, tmp_p
 
 @pytest.mark.parametrize("eps", [0, -1.0, float("nan"), float("inf"), "1", True])
 def test_the_stage_refuses_a_loss_floor_that_is_not_positive(eps, tmp_path):
-    with pytest.raises(ParameterError, match="loss_eps=.* a finite number > 0"):
+    with pytest.raises(ParameterError, match=r"loss_eps=.* a finite number > 0"):
         train_autoencoder(
             "kolmogorov", 48, data_root=tmp_path, run_dir=tmp_path / "run", loss_eps=eps
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -257,8 +258,24 @@ def test_weight_average_is_the_exponential_average_of_the_iterates(tmp_path: Pat
 
 
 def test_bf16_autocast_trains_float32_weights_with_a_float32_loss(tmp_path: Path) -> None:
-    trainer = make_trainer(tmp_path, steps=40, checkpoint_every=0, bf16=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="bf16 autocast on a CPU without")
+        trainer = make_trainer(tmp_path, steps=40, checkpoint_every=0, bf16=True)
     result = trainer.fit()
     assert all(p.dtype == torch.float32 for p in result.model.parameters())
     losses = [e["loss"] for e in read_log(tmp_path) if e["event"] == "train"]
     assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_that_emulates_it_is_said_once(tmp_path: Path, monkeypatch, native) -> None:
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, probe, lambda: native, raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trainer(tmp_path / "bf16", steps=4, checkpoint_every=0, bf16=True)
+        make_trainer(tmp_path / "fp32", steps=4, checkpoint_every=0)
+    said = [w for w in caught if "without bfloat16 instructions" in str(w.message)]
+    assert len(said) == (0 if native else 1)
+    logged = [e for e in read_log(tmp_path / "bf16") if e["event"] == "warning"]
+    assert len(logged) == (0 if native else 1)
