@@ -2,12 +2,15 @@
 
 Reports parameter counts, forward FLOPs per frame (a machine-independent cost that
 stays meaningful on a busy shared CPU), encode and decode milliseconds per frame in
-eval mode, and training throughput (frames/s for forward + VMSE + backward).
+eval mode, and training throughput (frames/s for forward + VMSE + backward) in float32
+and under the trainer's bf16 autocast, which pays only on CPUs with bfloat16 instructions.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -20,6 +23,7 @@ from engine.device import resolve_device
 from engine.errors import ParameterError
 from engine.losses import vmse
 from engine.systems import SYSTEM_NAMES, System, get_system
+from engine.training.precision import cpu_has_native_bf16
 
 
 def bench_autoencoder(
@@ -70,7 +74,7 @@ def bench_autoencoder(
         "preset": preset,
         "batch": batch,
         "repeats": repeats,
-        "machine": machine_info(devices[-1]),
+        "machine": {**machine_info(devices[-1]), "cpu_native_bf16": cpu_has_native_bf16()},
         "results": results,
     }
 
@@ -89,7 +93,8 @@ def _time(
     repeats: int,
     device: torch.device,
 ) -> dict[str, float]:
-    """Median ms/frame for encode and decode, and training frames/s, on one device."""
+    """Median ms/frame for encode and decode, and training frames/s (float32 and bf16
+    autocast, timed alternately so both see the same machine load), on one device."""
     model = model.to(device)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *shape, generator=generator).to(device)
@@ -103,17 +108,26 @@ def _time(
         encode = timed(lambda: model.encode(x))
         decode = timed(lambda: model.decode(z))
 
-    def train_step() -> None:
+    def train_step(bf16: bool) -> None:
         model.zero_grad(set_to_none=True)
-        vmse(model(x), x).backward()
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            loss = vmse(model(x), x)
+        loss.backward()
 
     model.train()
-    train = timed(train_step)
+    train: dict[bool, list[float]] = {False: [], True: []}
+    for bf16 in train:
+        train_step(bf16)  # warm-up
+    for _ in range(repeats):
+        for bf16, samples in train.items():
+            step = partial(train_step, bf16)
+            samples.append(median_seconds(step, repeats=1, warmup=0, device=device)[0])
     model.zero_grad(set_to_none=True)
     return {
         "encode_ms_per_frame": 1e3 * encode / batch,
         "decode_ms_per_frame": 1e3 * decode / batch,
-        "train_frames_per_s": batch / train,
+        "train_frames_per_s": batch / statistics.median(train[False]),
+        "train_frames_per_s_bf16": batch / statistics.median(train[True]),
     }
 
 

@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "autoencoder", help="encode/decode ms per frame and training throughput per rate"
     )
     autoencoder.add_argument("--systems", nargs="+", default=None, help="default: all systems")
-    autoencoder.add_argument("--preset", default="small", choices=("small", "paper"))
+    autoencoder.add_argument(
+        "--preset", default="small", choices=("small", "wide8", "wide8deep", "paper")
+    )
     autoencoder.add_argument("--batch", type=int, default=16)
     autoencoder.add_argument("--repeats", type=int, default=5)
     autoencoder.add_argument(

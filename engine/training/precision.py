@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-# On a CPU without bfloat16 instructions oneDNN emulates them: the small autoencoder
-# trained 4.4x slower under bf16 autocast than in float32 on an AVX-512 Xeon without
-# AVX512-BF16 (docs/zoo.md, "bf16 on a CPU without bfloat16"), where it ran 1.8x faster
-# on an EPYC with it.
+# On a CPU without bfloat16 instructions oneDNN emulates them: the autoencoders trained
+# 1.3-1.6x slower under bf16 autocast than in float32 on an AVX-512 Xeon without
+# AVX512-BF16 (`latentsim bench autoencoder`, docs/zoo.md), where they ran 1.85x faster on
+# an EPYC with it.
 EMULATED_BF16 = (
     "bf16 autocast on a CPU without bfloat16 instructions (no AVX512-BF16, no AMX): "
-    "emulated, several times slower than float32 here (docs/zoo.md); the run goes on"
+    "emulated, slower than float32 here (docs/zoo.md); the run goes on"
 )
 _PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
 

@@ -70,5 +70,11 @@ def test_bench_autoencoder_reports_costs():
         z = model.encode(x)
         assert abs(flops["decode"] - conv_flops(model, z, "decode")) < 1e-3 * flops["decode"]
         timings = entry["devices"]["cpu"]
-        assert set(timings) == {"encode_ms_per_frame", "decode_ms_per_frame", "train_frames_per_s"}
+        assert set(timings) == {
+            "encode_ms_per_frame",
+            "decode_ms_per_frame",
+            "train_frames_per_s",
+            "train_frames_per_s_bf16",
+        }
         assert all(v > 0 for v in timings.values())
+    assert isinstance(result["machine"]["cpu_native_bf16"], bool)
