@@ -60,6 +60,15 @@ AUTOENCODER_RATE_SETTINGS["euler_quadrants", 1280] = {
     **AUTOENCODER_RATE_SETTINGS["euler_quadrants", 80],
     "preset": "small",
 }
+# Kolmogorov's x768 rung takes the x48 rung's recipe (4000 steps, loss floor 1, lr 1e-3) on
+# the factor-16 `small` preset (a 4x4 grid of one channel): its floor fell 0.61 -> 0.56
+# and its diffusion ensemble's spread-skill rose 0.68 -> 0.75 (docs/zoo.md). No bf16: it
+# was trained on a CPU without bfloat16 instructions, where autocast is slower.
+AUTOENCODER_RATE_SETTINGS["kolmogorov", 768] = {
+    **AUTOENCODER_RATE_SETTINGS["kolmogorov", 48],
+    "preset": "small",
+    "bf16": False,
+}
 # Options a plan entry may set beyond preset/steps/batch/lr: (train-* flag, where the card
 # records it, the value a card without it was trained with).
 TRAINING_KNOBS: dict[str, tuple[str, tuple[str, str], Any]] = {
