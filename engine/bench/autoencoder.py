@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine.autoencoder.config import preset_spatial_factor
 from engine.autoencoder.ladder import autoencoder_config, ladder, latent_shape
 from engine.autoencoder.model import Autoencoder
 from engine.bench.common import machine_info, median_seconds
@@ -23,6 +24,7 @@ from engine.device import resolve_device
 from engine.errors import ParameterError
 from engine.losses import vmse
 from engine.systems import SYSTEM_NAMES, System, get_system
+from engine.systems.base import SystemSpec
 from engine.training.precision import cpu_has_native_bf16
 
 
@@ -37,18 +39,24 @@ def bench_autoencoder(
 ) -> dict[str, Any]:
     """Time a freshly initialised `preset` autoencoder for each system x rate.
 
-    `rates=None` benches each system's paper ladder. `device=None` runs on the CPU and
-    also on CUDA when one is available; otherwise only the device given.
+    `rates=None` benches each system's paper ladder, less the rates the preset cannot
+    reach (a factor-8 preset has no one-channel 4x4 latent: listed under "skipped"); rates
+    given explicitly must all be reachable. `device=None` runs on the CPU and also on CUDA
+    when one is available; otherwise only the device given.
     """
     if batch < 1 or repeats < 1:
         raise ParameterError("batch/repeats", (batch, repeats), "integers >= 1")
     devices = _devices(device)
-    results = []
+    factor = preset_spatial_factor(preset)
+    results, skipped = [], []
     for entry in systems:
         system = get_system(entry) if isinstance(entry, str) else entry
         spec = system.spec
         boundaries = system.boundary_conditions({c.name: c.default for c in spec.choices})
         for rate in ladder(spec.name) if rates is None else rates:
+            if rates is None and not _reaches(spec, rate, factor):
+                skipped.append({"system": spec.name, "rate": rate, "spatial_factor": factor})
+                continue
             config = autoencoder_config(spec, rate, preset, boundaries=boundaries)
             torch.manual_seed(0)
             model = Autoencoder(config)
@@ -76,7 +84,16 @@ def bench_autoencoder(
         "repeats": repeats,
         "machine": {**machine_info(devices[-1]), "cpu_native_bf16": cpu_has_native_bf16()},
         "results": results,
+        "skipped": skipped,
     }
+
+
+def _reaches(spec: SystemSpec, rate: float, spatial_factor: int) -> bool:
+    try:
+        latent_shape(spec, rate, spatial_factor)
+    except ParameterError:
+        return False
+    return True
 
 
 def _devices(choice: str | None) -> list[torch.device]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from ae_specs import make_spec
 
 from engine.autoencoder import Autoencoder, autoencoder_config
 from engine.bench.autoencoder import bench_autoencoder
+from engine.errors import ParameterError
 from engine.systems.base import System
 
 
@@ -78,3 +80,13 @@ def test_bench_autoencoder_reports_costs():
         }
         assert all(v > 0 for v in timings.values())
     assert isinstance(result["machine"]["cpu_native_bf16"], bool)
+
+
+def test_bench_autoencoder_skips_ladder_rates_the_preset_cannot_reach():
+    result = bench_autoencoder(
+        ["euler_quadrants"], preset="wide8", batch=1, repeats=1, device="cpu"
+    )
+    assert [r["rate"] for r in result["results"]] == [80, 320]
+    assert result["skipped"] == [{"system": "euler_quadrants", "rate": 1280, "spatial_factor": 8}]
+    with pytest.raises(ParameterError, match="rate=1280"):
+        bench_autoencoder(["euler_quadrants"], [1280], preset="wide8", batch=1, repeats=1)
