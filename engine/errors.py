@@ -6,6 +6,7 @@ accepted, so the CLI can print it verbatim and exit non-zero.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
@@ -62,6 +63,16 @@ def check_integer(
     if value < low or (high is not None and value > high):
         raise ParameterError(name, value, valid + why)
     return int(value)
+
+
+def check_positive(name: str, value: object) -> float:
+    """`value` as a float, or ParameterError unless it is a finite number > 0 (booleans
+    refused, as in `check_integer`)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParameterError(name, value, "a finite number > 0")
+    if not (math.isfinite(value) and value > 0):
+        raise ParameterError(name, value, "a finite number > 0")
+    return float(value)
 
 
 def integer_setting(name: str, text: str, low: int, high: int | None = None) -> int:

@@ -17,14 +17,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.autoencoder.config import preset_spatial_factor
-from engine.autoencoder.ladder import autoencoder_config, ladder, latent_shape
+from engine.autoencoder.ladder import autoencoder_config, ladder, latent_shape, reachable_rates
 from engine.autoencoder.model import Autoencoder
 from engine.bench.common import machine_info, median_seconds
 from engine.device import resolve_device
 from engine.errors import ParameterError
 from engine.losses import vmse
 from engine.systems import SYSTEM_NAMES, System, get_system
-from engine.systems.base import SystemSpec
 from engine.training.precision import cpu_has_native_bf16
 
 
@@ -53,8 +52,9 @@ def bench_autoencoder(
         system = get_system(entry) if isinstance(entry, str) else entry
         spec = system.spec
         boundaries = system.boundary_conditions({c.name: c.default for c in spec.choices})
+        reachable = reachable_rates(spec, factor)
         for rate in ladder(spec.name) if rates is None else rates:
-            if rates is None and not _reaches(spec, rate, factor):
+            if rates is None and rate not in reachable:
                 skipped.append({"system": spec.name, "rate": rate, "spatial_factor": factor})
                 continue
             config = autoencoder_config(spec, rate, preset, boundaries=boundaries)
@@ -86,14 +86,6 @@ def bench_autoencoder(
         "results": results,
         "skipped": skipped,
     }
-
-
-def _reaches(spec: SystemSpec, rate: float, spatial_factor: int) -> bool:
-    try:
-        latent_shape(spec, rate, spatial_factor)
-    except ParameterError:
-        return False
-    return True
 
 
 def _devices(choice: str | None) -> list[torch.device]:

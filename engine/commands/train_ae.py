@@ -33,11 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.errors import check_positive
     from engine.paths import data_root, runs_root
-    from engine.stages.autoencoder import check_loss_eps, train_autoencoder
+    from engine.stages.autoencoder import train_autoencoder
 
-    if args.loss_eps is not None:  # before the run directory is claimed
-        check_loss_eps(args.loss_eps, "--loss-eps")
+    if args.loss_eps is not None:  # the recipe's rule, before the run directory is claimed
+        check_positive("--loss-eps", args.loss_eps)
 
     run_dir = args.run_dir or runs_root() / "ae" / f"{args.system}-r{args.rate:g}-{args.config}"
     data = Path(args.data or data_root())

@@ -8,7 +8,6 @@ physical units and save safetensors + a JSON card with those metrics.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from engine.autoencoder.ladder import autoencoder_config, latent_shape
 from engine.autoencoder.linear_code import LowFrequencyCode
 from engine.autoencoder.model import Autoencoder
 from engine.data.well_reader import WellArrays, load_array
-from engine.errors import ParameterError
+from engine.errors import ParameterError, check_positive
 from engine.losses import VMSE_EPS, vmse
 from engine.metrics import spectral_band_errors, vrmse
 from engine.preprocessing import Preprocessing, default_log_channels, fit_preprocessing
@@ -56,18 +55,9 @@ class AutoencoderRecipe(Recipe):
     loss_eps: float = VMSE_EPS
 
     def __post_init__(self) -> None:
-        check_loss_eps(self.loss_eps)
-
-
-def check_loss_eps(value: object, name: str = "loss_eps") -> float:
-    """The loss floor as a float, or ParameterError: a floor of 0 divides by the variance
-    of constant frame-channels (an infinite loss, every such batch skipped) and a negative
-    one rewards error."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ParameterError(name, value, "a finite number > 0")
-    if not (math.isfinite(value) and value > 0):
-        raise ParameterError(name, value, "a finite number > 0")
-    return float(value)
+        # A floor of 0 divides by the variance of constant frame-channels (an infinite
+        # loss, every such batch skipped) and a negative one rewards error.
+        check_positive("loss_eps", self.loss_eps)
 
 
 # "small" is sized for 2 CPU cores (~80 frames/s): a few minutes per model.

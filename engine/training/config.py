@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.errors import ParameterError, check_integer, reject_unknown_fields
+from engine.errors import ParameterError, check_integer, check_positive, reject_unknown_fields
 
 TRAJECTORY_FIELDS = (
     "optimizer",
@@ -80,8 +80,7 @@ class TrainConfig:
         check_integer("log_every", self.log_every, 1)
         check_integer("validate_every", self.validate_every, 0)
         check_integer("seed", self.seed, 0, 2**63 - 1)
-        if not (_is_real(self.lr) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ParameterError("lr", self.lr, "a finite number > 0")
+        check_positive("lr", self.lr)
         if len(self.betas) != 2 or not all(_is_real(b) and 0 <= b < 1 for b in self.betas):
             raise ParameterError("betas", self.betas, "two numbers in [0, 1)")
         if not (_is_real(self.weight_decay) and 0 <= self.weight_decay < math.inf):

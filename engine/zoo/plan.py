@@ -84,8 +84,9 @@ EMULATOR_SETTINGS: dict[str, Any] = {
     "lr": 1e-3,
 }
 # Latent emulators on a factor-8 (`wide8`, `wide8deep`) rung: its 8x8 latent grid takes
-# 2x2 latent patches (the same 16 tokens per frame as on the factor-16 ones). No weight EMA: at 2000
-# steps a 0.999 average made the Euler x80 diffusion emulator worse (docs/zoo.md).
+# 2x2 latent patches (the same 16 tokens per frame as on the factor-16 ones). No weight
+# EMA: at 2000 steps a 0.999 average made the Euler x80 diffusion emulator worse
+# (docs/zoo.md).
 EMULATOR_RATE_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
     key: {**EMULATOR_SETTINGS, "patch": 2}
     for key, settings in AUTOENCODER_RATE_SETTINGS.items()
